@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv with everything vton needs for development, tests and the default run.
+# Idempotent: a second run only checks. torch is pinned to the CPU build on this machine's disk;
+# the package itself accepts a torch range, so GPU users keep their CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[dev]"
+# Headless Chromium for the test page's browser tests (Debian package; Playwright drives it).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "setup: could not install chromium; browser tests will be skipped" >&2
+  fi
+fi

@@ -1,0 +1,33 @@
+"""One error tree for vton; the API maps it to HTTP statuses in one place.
+
+    VtonError
+    ├── InvalidInput          bad argument, image, tensor or id           (4xx at the API)
+    ├── CheckpointError       a model folder that cannot be loaded strictly
+    ├── NotRegistered         a person/garment/text artifact that does not exist   (404)
+    ├── CorruptArtifact       stored bytes that do not decode                (500, key named)
+    └── StoreUnavailable      the store cannot be reached                      (503)
+"""
+
+
+class VtonError(Exception):
+    """Base of every error vton raises on purpose."""
+
+
+class InvalidInput(VtonError, ValueError):
+    """An argument, file or id that cannot be used; the message names it."""
+
+
+class CheckpointError(VtonError):
+    """A model folder that is missing a component or does not load strictly."""
+
+
+class NotRegistered(VtonError, LookupError):
+    """An artifact that is not in the store; the message names what is missing."""
+
+
+class CorruptArtifact(VtonError):
+    """Stored bytes that do not decode; the message names the key."""
+
+
+class StoreUnavailable(VtonError):
+    """The store cannot be reached."""
