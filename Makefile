@@ -3,8 +3,8 @@
 setup:
 	bash scripts/setup.sh
 
-run: setup
-	.venv/bin/vton serve
+run:
+	bash scripts/run.sh
 
 test: setup
 	.venv/bin/python -m pytest -q

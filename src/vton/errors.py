@@ -1,11 +1,11 @@
 """One error tree for vton; the API maps it to HTTP statuses in one place.
 
-    VtonError
-    ├── InvalidInput          bad argument, image, tensor or id           (4xx at the API)
-    ├── CheckpointError       a model folder that cannot be loaded strictly
-    ├── NotRegistered         a person/garment/text artifact that does not exist   (404)
-    ├── CorruptArtifact       stored bytes that do not decode                (500, key named)
-    └── StoreUnavailable      the store cannot be reached                      (503)
+VtonError
+├── InvalidInput          bad argument, image, tensor or id           (4xx at the API)
+├── CheckpointError       a model folder that cannot be loaded strictly
+├── NotRegistered         a person/garment/text artifact that does not exist   (404)
+├── CorruptArtifact       stored bytes that do not decode                (500, key named)
+└── StoreUnavailable      the store cannot be reached                      (503)
 """
 
 

@@ -94,7 +94,9 @@ class TryonSelfAttentionProcessor:
         attention_mask: torch.Tensor | None = None,
         **_: object,
     ) -> torch.Tensor:
-        garment = garment_tokens_for(hidden_states, self.bank.features[self.name], self.bank.guidance)
+        garment = garment_tokens_for(
+            hidden_states, self.bank.features[self.name], self.bank.guidance
+        )
         context = torch.cat([hidden_states, garment], dim=1)
         query = attn.to_q(hidden_states)
         key = attn.to_k(context)

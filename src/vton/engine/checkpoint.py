@@ -26,7 +26,12 @@ from vton.engine.attention import (
     TryonCrossAttentionProcessor,
     TryonSelfAttentionProcessor,
 )
-from vton.engine.keys import resampler_shape, resampler_to_diffusers, split_tryon_state
+from vton.engine.keys import (
+    RESAMPLER_PREFIX,
+    resampler_shape,
+    resampler_to_diffusers,
+    split_tryon_state,
+)
 from vton.engine.weights import load_strict, read_state_dict
 from vton.errors import CheckpointError
 
@@ -132,13 +137,24 @@ def _build_unet(config: dict[str, Any]) -> UNet2DConditionModel:
 def _load_tryon(folder: Path, bank: GarmentFeatureBank):
     state, resampler_state = split_tryon_state(read_state_dict(folder))
     if "latents" not in resampler_state:
-        raise CheckpointError(f"{folder}: no IP-Adapter Resampler (encoder_hid_proj.*) in the weights")
+        raise CheckpointError(
+            f"{folder}: no IP-Adapter Resampler (encoder_hid_proj.*) in the weights"
+        )
     unet = _build_unet(read_config(folder, "config.json"))
     shape = resampler_shape(resampler_state)
     install_tryon_processors(unet, bank, num_ip_tokens=shape["num_queries"])
-    load_strict(unet, state, "unet (TryonNet)")
     resampler = IPAdapterPlusImageProjection(**shape)
-    load_strict(resampler, resampler_to_diffusers(resampler_state), "unet encoder_hid_proj (Resampler)")
+    problems = []
+    for module, module_state, what, prefix in (
+        (unet, state, "unet (TryonNet)", ""),
+        (resampler, resampler_to_diffusers(resampler_state), "unet (Resampler)", RESAMPLER_PREFIX),
+    ):
+        try:
+            load_strict(module, module_state, what, key_prefix=prefix)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CheckpointError("; ".join(problems))
     return unet, resampler
 
 

@@ -113,7 +113,9 @@ def ip_keys_from_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 def split_tryon_state(
     state: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Splits TryonNet's checkpoint into (UNet keys in diffusers naming, Resampler keys original)."""
-    resampler = {k[len(RESAMPLER_PREFIX) :]: v for k, v in state.items() if k.startswith(RESAMPLER_PREFIX)}
+    """TryonNet's checkpoint as (UNet keys in diffusers naming, Resampler keys as saved)."""
+    resampler = {
+        k[len(RESAMPLER_PREFIX) :]: v for k, v in state.items() if k.startswith(RESAMPLER_PREFIX)
+    }
     unet = {k: v for k, v in state.items() if not k.startswith(RESAMPLER_PREFIX)}
     return ip_keys_to_diffusers(unet), resampler

@@ -54,10 +54,14 @@ class TextEmbeddings:
             raise ValueError(f"text embeddings: missing {missing}, unexpected {extra}")
         for name in ("prompt_embeds", "negative_prompt_embeds", "prompt_embeds_c"):
             if tensors[name].ndim != 2:
-                raise ValueError(f"text embeddings: {name} must be 2-D, got {tuple(tensors[name].shape)}")
+                raise ValueError(
+                    f"text embeddings: {name} must be 2-D, got {tuple(tensors[name].shape)}"
+                )
         for name in ("pooled_prompt_embeds", "negative_pooled_prompt_embeds"):
             if tensors[name].ndim != 1:
-                raise ValueError(f"text embeddings: {name} must be 1-D, got {tuple(tensors[name].shape)}")
+                raise ValueError(
+                    f"text embeddings: {name} must be 1-D, got {tuple(tensors[name].shape)}"
+                )
         return cls(**{name: tensors[name] for name in cls.names()})
 
     def nbytes(self) -> int:

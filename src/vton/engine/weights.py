@@ -45,8 +45,12 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+def load_strict(
+    module: nn.Module, state: dict[str, torch.Tensor], what: str, key_prefix: str = ""
+) -> None:
     """Loads `state` into `module`; every key must land and every parameter must be filled.
+
+    `key_prefix` is prepended to the keys a failure lists (where the module sits in the file).
 
     Keys of non-persistent buffers (e.g. CLIP's position_ids, saved by older library versions)
     are accepted and dropped: they are derived, not learned.
@@ -54,8 +58,8 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     expected = set(module.state_dict().keys())
     derived = {name for name, _ in module.named_buffers()} - expected
     given = set(state) - derived
-    missing = sorted(expected - given)
-    unexpected = sorted(given - expected)
+    missing = sorted(key_prefix + k for k in expected - given)
+    unexpected = sorted(key_prefix + k for k in given - expected)
     if missing or unexpected:
         raise CheckpointError(
             f"{what}: strict load failed: {len(missing)} missing key(s) {_listing(missing)}, "

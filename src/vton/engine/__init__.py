@@ -1,0 +1,1 @@
+"""The IDM-VTON engine: checkpoint loading, the try-on pipeline, the tiny-model maker."""
