@@ -1,0 +1,144 @@
+"""One device's worker: a thread looping schedule -> execute -> update.
+
+schedule: WorkQueue.next_batch gathers a Batch; execute: BatchExecutor runs it to ItemOutcomes;
+update: errors are recorded on the items at once, and images are encoded to PNG, put in the result
+cache and recorded on a finisher thread, so the device is not kept waiting by PNG encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from vton.scheduler.config import SchedulerConfig
+from vton.scheduler.errors import EngineFailed
+from vton.scheduler.executor import BatchExecutor
+from vton.scheduler.metrics import SchedulerMetrics
+from vton.scheduler.result_cache import ResultCache, encode_png
+from vton.scheduler.types import Batch, DevicePipelines, ItemOutcome, ItemResult, WorkItem, by_job
+from vton.scheduler.work_queue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+FIRST_BATCH_S = 1.0
+"""The batch duration assumed for Retry-After before any batch was measured."""
+SMOOTHING = 0.2
+"""Weight of the newest batch in the moving average of batch durations."""
+
+
+class Worker:
+    def __init__(
+        self,
+        device: str,
+        pipelines: DevicePipelines,
+        config: SchedulerConfig,
+        metrics: SchedulerMetrics,
+        result_cache: ResultCache,
+    ) -> None:
+        self.device = device
+        self.queue = WorkQueue(config.max_queue)
+        self._config = config
+        self._metrics = metrics
+        self._cache = result_cache
+        self._executor = BatchExecutor(pipelines, metrics.batch_splits.labels(device).inc)
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix=f"vton-finish-{device}")
+        self._thread = threading.Thread(
+            target=self._loop, name=f"vton-worker-{device}", daemon=True
+        )
+        self._running = 0
+        self._batch_s = FIRST_BATCH_S
+        metrics.track_queue(device, self.queue.depth)
+
+    @property
+    def load(self) -> int:
+        """Items queued or in the running batch."""
+        return self.queue.depth() + self._running
+
+    def retry_after_s(self, n_items: int) -> float:
+        """About how long until the queue has room for n_items: the batches that must leave
+        first, times the moving average of batch durations; at least 1 s."""
+        excess = max(1, self.queue.depth() + n_items - self.queue.capacity)
+        return max(1.0, math.ceil(excess / self._config.max_batch) * self._batch_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        """Waits for the loop to end (close the queue first) and the finisher to drain."""
+        self._thread.join()
+        self._finisher.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        window_s = self._config.batch_window_ms / 1000.0
+        while (batch := self.queue.next_batch(window_s, self._config.max_batch)) is not None:
+            try:
+                self._step(batch)
+            except Exception:
+                logger.exception("worker %s: batch failed unexpectedly", self.device)
+                for item in batch.items:
+                    item.job.settle_item(item.index, error=EngineFailed("internal scheduler error"))
+
+    def _step(self, batch: Batch) -> None:
+        started = time.monotonic()
+        self._running = len(batch.items)
+        for job, indices in by_job(batch.items).items():
+            job.start_items(indices)
+        try:
+            outcomes = self._executor.run(batch)
+        finally:
+            self._running = 0
+        seconds = time.monotonic() - started
+        self._batch_s += SMOOTHING * (seconds - self._batch_s)
+        self._metrics.observe_batch(self.device, len(batch.items), seconds)
+        logger.info(
+            "batch device=%s size=%d steps=%d batch_ms=%.0f",
+            self.device,
+            len(batch.items),
+            batch.options.steps,
+            seconds * 1000.0,
+        )
+        for outcome in outcomes:
+            self._update(outcome, started, len(batch.items))
+
+    def _update(self, outcome: ItemOutcome, started: float, batch_size: int) -> None:
+        item = outcome.item
+        if outcome.output is None:
+            logger.warning(
+                "item failed job=%s index=%d device=%s: %s",
+                item.job_id,
+                item.index,
+                self.device,
+                outcome.error,
+            )
+            item.job.settle_item(item.index, error=outcome.error)
+            return
+        timings = dict(outcome.output.timings_ms)
+        timings["queue"] = (started - item.enqueued_at) * 1000.0
+        self._finisher.submit(self._finish, item, outcome.output.pil, timings, batch_size)
+
+    def _finish(
+        self, item: WorkItem, image: Image.Image, timings: dict[str, float], batch_size: int
+    ) -> None:
+        try:
+            started = time.perf_counter()
+            png = encode_png(image)
+            timings["png"] = (time.perf_counter() - started) * 1000.0
+            if item.cache_key is not None:
+                self._put_in_cache(item.cache_key, png)
+            self._metrics.observe_phases(timings)
+            result = ItemResult(item.index, png, timings, cached=False, batch_size=batch_size)
+            item.job.settle_item(item.index, result=result)
+        except Exception as exc:
+            logger.exception("worker %s: finishing an item failed", self.device)
+            item.job.settle_item(item.index, error=EngineFailed(f"{type(exc).__name__}: {exc}"))
+
+    def _put_in_cache(self, key: str, png: bytes) -> None:
+        try:
+            self._cache.put(key, png)
+        except Exception:
+            logger.warning("result cache put failed for %s", key, exc_info=True)

@@ -1,0 +1,108 @@
+"""Admission: bounded queues with Retry-After, deadlines, and user -> device routing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.fakes import FakePipeline, make_sample
+from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
+from vton.errors import InvalidInput
+from vton.scheduler import JobState, JobTimeout, QueueFull, SchedulerConfig
+from vton.scheduler.routing import OVERFLOW_BATCHES, choose_device, home_device
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_a_full_queue_raises_queue_full_with_retry_after(start: StartScheduler) -> None:
+    fake = FakePipeline()
+    fake.gate.clear()
+    scheduler = start(fake, max_queue=3, max_batch=1)
+    running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
+    assert fake.blocked.wait(WAIT_S)
+    scheduler.submit("alice", [make_sample("q0"), make_sample("q1")], OPTIONS)
+    with pytest.raises(QueueFull) as full:
+        scheduler.submit("bob", [make_sample("q2"), make_sample("q3")], OPTIONS)
+    assert full.value.retry_after_s >= 1.0
+    scheduler.submit("bob", [make_sample("q2")], OPTIONS)  # one item still fits
+    with pytest.raises(QueueFull):
+        scheduler.submit("carol", [make_sample("q3")], OPTIONS)
+    fake.gate.set()
+    assert running.wait(WAIT_S)
+
+
+def test_a_job_larger_than_the_queue_is_invalid_not_full(start: StartScheduler) -> None:
+    scheduler = start(max_queue=2)
+    with pytest.raises(InvalidInput, match="exceed"):
+        scheduler.submit("alice", [make_sample() for _ in range(3)], OPTIONS)
+
+
+def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:
+    fake = FakePipeline(hold_after=1)
+    fake.gate.clear()
+    scheduler = start(fake, max_batch=1, request_timeout_s=0.3)
+    running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
+    assert fake.blocked.wait(WAIT_S)
+    queued = scheduler.submit("bob", [make_sample("queued")], OPTIONS)
+    assert queued.wait(WAIT_S) and running.wait(WAIT_S)
+    for job in (queued, running):
+        snapshot = job.snapshot()
+        assert snapshot.state is JobState.FAILED
+        assert isinstance(snapshot.error, JobTimeout)
+        assert isinstance(snapshot.items[0].error, JobTimeout)
+    assert scheduler.loads() == {"cpu": 1}  # the queued item left the queue
+    fake.gate.set()
+    assert fake.calls[0].ended.wait(WAIT_S)
+    assert fake.calls[0].outcome == "aborted"  # the running batch stopped between steps
+    assert [call.tags for call in fake.calls] == [("running",)]
+
+
+def test_home_device_is_a_stable_hash_of_the_user_id() -> None:
+    # Fixed values: the mapping must not change across processes or Python versions.
+    assert [home_device(u, 4) for u in ("alice", "bob", "carol", "dave")] == [3, 2, 2, 3]
+    spread = Counter(home_device(f"user-{i}", 4) for i in range(4000))
+    assert all(900 < spread[d] < 1100 for d in range(4))
+
+
+def test_choose_device_prefers_home_until_it_is_much_longer() -> None:
+    margin = OVERFLOW_BATCHES * 4
+    home = home_device("bob", 2)
+    other = 1 - home
+    loads = [0, 0]
+    loads[home] = margin
+    assert choose_device("bob", loads, [True, True], max_batch=4) == home
+    loads[home] = margin + 1
+    assert choose_device("bob", loads, [True, True], max_batch=4) == other
+    room = [True, True]
+    room[home] = False
+    assert choose_device("bob", [0, 0], room, max_batch=4) == other
+    assert choose_device("bob", [0, 0], [False, False], max_batch=4) is None
+
+
+def test_jobs_go_to_the_users_device_and_overflow_when_it_is_much_longer(
+    start: StartScheduler,
+) -> None:
+    fakes = {"gpu0": FakePipeline(), "gpu1": FakePipeline()}
+    fakes["gpu0"].gate.clear()
+    scheduler = start(devices=fakes, max_batch=1)
+    assert home_device("bob", 2) == 0 and home_device("alice", 2) == 1
+    first = scheduler.submit("bob", [make_sample("b0")], OPTIONS)
+    assert fakes["gpu0"].blocked.wait(WAIT_S)
+    # gpu0 holds 1 running; it stays home while its load <= gpu1's + OVERFLOW_BATCHES batches
+    jobs = [first] + [scheduler.submit("bob", [make_sample(f"b{i}")], OPTIONS) for i in (1, 2, 3)]
+    assert [job.device for job in jobs] == ["gpu0", "gpu0", "gpu0", "gpu1"]
+    assert jobs[3].wait(WAIT_S)
+    alice = scheduler.submit("alice", [make_sample("a")], OPTIONS)
+    assert alice.device == "gpu1" and alice.wait(WAIT_S)
+    fakes["gpu0"].gate.set()
+    assert all(job.wait(WAIT_S) for job in jobs)
+    assert [call.tags for call in fakes["gpu1"].calls] == [("b3",), ("a",)]
+    assert [call.tags for call in fakes["gpu0"].calls] == [("b0",), ("b1",), ("b2",)]
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(InvalidInput, match="max_batch"):
+        SchedulerConfig(max_batch=0)
+    with pytest.raises(InvalidInput, match="devices"):
+        SchedulerConfig(devices=("cpu", "cpu"))
