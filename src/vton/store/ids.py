@@ -1,0 +1,65 @@
+"""Validation of the ids and names that end up in store keys, and the garment categories."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from vton.errors import InvalidInput
+
+MAX_ID_LENGTH = 64
+# A UUID (any case, with or without dashes) or a short slug: ASCII letters, digits, `_`, `-`,
+# starting with a letter or digit. No `/`, no `.`, so an id can never climb out of its folder.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_VERSION = re.compile(r"[a-z0-9]{1,40}")
+_RESULT_HASH = re.compile(r"[0-9a-f]{16,128}")
+
+
+def check_id(what: str, value: object) -> str:
+    """Returns `value` if it is a safe id, else raises InvalidInput naming `what`."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{what}: must be a non-empty string, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(f"{what}: longer than {MAX_ID_LENGTH} characters ({len(value)})")
+    if not value.isascii() or not _ID.fullmatch(value):
+        raise InvalidInput(
+            f"{what}: {value!r} is not a UUID or slug (ASCII letters, digits, '_' and '-')"
+        )
+    return value
+
+
+def check_version(value: object) -> str:
+    """Returns `value` if it is an artifact version token (see manifest.new_version)."""
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+        raise InvalidInput(f"version: {value!r} is not an artifact version")
+    return value
+
+
+def check_result_hash(value: object) -> str:
+    if not isinstance(value, str) or not _RESULT_HASH.fullmatch(value):
+        raise InvalidInput(f"result_hash: {value!r} is not a lowercase hex digest")
+    return value
+
+
+class Category(StrEnum):
+    """A garment category as the API names it; `folder` is its name in the key layout."""
+
+    UPPER_BODY = "upper_body"
+    LOWER_BODY = "lower_body"
+    DRESSES = "dresses"
+
+    @property
+    def folder(self) -> str:
+        return _FOLDERS[self]
+
+    @classmethod
+    def parse(cls, value: object) -> Category:
+        """Accepts the API name or the folder name; raises InvalidInput otherwise."""
+        for category in cls:
+            if value in (category.value, category.folder):
+                return category
+        names = ", ".join(c.value for c in cls)
+        raise InvalidInput(f"category: {value!r} is not one of {names}")
+
+
+_FOLDERS = {Category.UPPER_BODY: "upper", Category.LOWER_BODY: "lower", Category.DRESSES: "dresses"}
