@@ -11,6 +11,7 @@ per process).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ S3_ENV = {
 
 class S3TestServer(ThreadedMotoServer):
     def __init__(self, port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
         self.delay_s = 0.0
         self.gets: Counter[str] = Counter()

@@ -76,7 +76,8 @@ class DiskLRU:
         return data
 
     def put(self, key: str, version: str, data: bytes) -> None:
-        if len(data) > self.max_bytes:
+        if len(data) > self.max_bytes:  # not kept; the entry it replaces is stale either way
+            self.discard(key)
             return
         path = self._path(key, version)
         write_atomic(path, data)

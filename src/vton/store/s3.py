@@ -5,8 +5,10 @@ Credentials and region come from the standard AWS variables and files. A PUT is 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -17,6 +19,19 @@ from vton.store.base import MissingObject, Store, check_key, check_prefix
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _DELETE_BATCH = 1000  # DeleteObjects' limit
+
+# A client is thread-safe; a Session is not, and making one reloads the service models (~0.2 s),
+# so clients come from one session, one at a time.
+_session: boto3.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _new_client(endpoint_url: str | None, config: Config) -> Any:
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", endpoint_url=endpoint_url, config=config)
 
 
 class S3Store(Store):
@@ -40,10 +55,7 @@ class S3Store(Store):
             retries={"max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=max_connections,
         )
-        # A client is thread-safe; a Session is not, so each store makes its own.
-        self._client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, config=config
-        )
+        self._client = _new_client(endpoint_url, config)
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
