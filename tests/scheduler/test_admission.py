@@ -41,7 +41,7 @@ def test_a_job_larger_than_the_queue_is_invalid_not_full(start: StartScheduler) 
 def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:
     fake = FakePipeline(hold_after=1)
     fake.gate.clear()
-    scheduler = start(fake, max_batch=1, request_timeout_s=0.3)
+    scheduler = start(fake, max_batch=1, request_timeout_s=1.0)
     running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
     assert fake.blocked.wait(WAIT_S)
     queued = scheduler.submit("bob", [make_sample("queued")], OPTIONS)
