@@ -71,7 +71,7 @@ def test_explicit_latents_replace_the_seeded_noise(pipeline):
 
 
 def test_text_embeddings_can_replace_the_description(pipeline):
-    text = pipeline.prompts.encode_garment("garment number 0")
+    text = pipeline.conditioning.prompts.encode_garment("garment number 0")
     by_text = pipeline([sample(0, 0, text=text)], OPTIONS)[0].image
     by_description = pipeline([sample(0, 0)], OPTIONS)[0].image
     assert torch.equal(by_text, by_description)

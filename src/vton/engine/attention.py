@@ -41,17 +41,22 @@ class GarmentFeatureBank:
     def __init__(self) -> None:
         self.features: dict[str, torch.Tensor] = {}
         self.guidance: bool = True
+        # Row i of the batch uses garment `index[i]` (GarmentNet ran once per distinct garment).
+        self.index: torch.Tensor | None = None
 
     def clear(self) -> None:
         self.features.clear()
+        self.index = None
 
 
 class GarmentCaptureProcessor:
     """GarmentNet self-attention: records its input under `name`, then attends as usual."""
 
-    def __init__(self, bank: GarmentFeatureBank, name: str) -> None:
+    def __init__(self, bank: GarmentFeatureBank, name: str, capture_only: bool = False) -> None:
         self.bank = bank
         self.name = name
+        # The last block's attention output is never used when GarmentNet is truncated.
+        self.capture_only = capture_only
 
     def __call__(
         self,
@@ -62,14 +67,20 @@ class GarmentCaptureProcessor:
         **_: object,
     ) -> torch.Tensor:
         self.bank.features[self.name] = hidden_states
+        if self.capture_only:
+            return torch.zeros_like(hidden_states)
         query = attn.to_q(hidden_states)
         key = attn.to_k(hidden_states)
         value = attn.to_v(hidden_states)
         return project_out(attn, attend(query, key, value, attn.heads))
 
 
-def garment_tokens_for(person: torch.Tensor, garment: torch.Tensor, guidance: bool) -> torch.Tensor:
+def garment_tokens_for(
+    person: torch.Tensor, garment: torch.Tensor, guidance: bool, index: torch.Tensor | None = None
+) -> torch.Tensor:
     """The garment tokens for each row of TryonNet's batch: zeros for the unconditional half."""
+    if index is not None:
+        garment = garment.index_select(0, index)
     if guidance:
         garment = torch.cat([torch.zeros_like(garment), garment], dim=0)
     if garment.shape[0] != person.shape[0]:
@@ -80,11 +91,18 @@ def garment_tokens_for(person: torch.Tensor, garment: torch.Tensor, guidance: bo
 
 
 class TryonSelfAttentionProcessor:
-    """TryonNet self-attention over person + garment tokens, queries from the person only."""
+    """TryonNet self-attention over person + garment tokens, queries from the person only.
 
-    def __init__(self, bank: GarmentFeatureBank, name: str) -> None:
+    `person_queries_only=False` computes the reference's way (queries for the garment tokens
+    too, rows then dropped): the same result with more work, kept for the baseline benchmark.
+    """
+
+    def __init__(
+        self, bank: GarmentFeatureBank, name: str, person_queries_only: bool = True
+    ) -> None:
         self.bank = bank
         self.name = name
+        self.person_queries_only = person_queries_only
 
     def __call__(
         self,
@@ -94,14 +112,14 @@ class TryonSelfAttentionProcessor:
         attention_mask: torch.Tensor | None = None,
         **_: object,
     ) -> torch.Tensor:
+        bank = self.bank
         garment = garment_tokens_for(
-            hidden_states, self.bank.features[self.name], self.bank.guidance
+            hidden_states, bank.features[self.name], bank.guidance, bank.index
         )
         context = torch.cat([hidden_states, garment], dim=1)
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(context)
-        value = attn.to_v(context)
-        return project_out(attn, attend(query, key, value, attn.heads))
+        queries = hidden_states if self.person_queries_only else context
+        out = attend(attn.to_q(queries), attn.to_k(context), attn.to_v(context), attn.heads)
+        return project_out(attn, out[:, : hidden_states.shape[1]])
 
 
 class TryonCrossAttentionProcessor(nn.Module):

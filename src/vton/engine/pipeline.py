@@ -1,8 +1,8 @@
 """The IDM-VTON try-on pipeline: a batch of samples in, one image per sample out.
 
 Batch layout with guidance (B samples): rows 0..B-1 unconditional, rows B..2B-1 conditional;
-GarmentNet runs on the B garments once per step and TryonNet's unconditional rows see zero
-garment tokens. Nothing couples samples, so each result equals the sample's result alone.
+GarmentNet runs once per step on the distinct garments and TryonNet's unconditional rows see
+zero garment tokens. Nothing couples samples, so each result equals the sample's result alone.
 """
 
 from __future__ import annotations
@@ -11,42 +11,31 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from vton.engine.checkpoint import TryOnModel
-from vton.engine.images import clip_pixels, fit_to, to_binary_mask, to_pil, to_signed_tensor
+from vton.engine.conditioning import BatchConditioning, ConditioningEncoder
+from vton.engine.images import to_pil
+from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.schedulers import STEP_KWARGS, build_scheduler
-from vton.engine.text import PromptEncoder
-from vton.engine.types import DiffusionOptions, TextEmbeddings, TryOnOutput, TryOnSample
+from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
 
 StepCallback = Callable[[int, int], None]
-
-
-@dataclass
-class BatchConditioning:
-    """Everything the denoising loop needs, on the device, batch-first; guidance rows doubled."""
-
-    context: torch.Tensor  # text tokens followed by IP image tokens
-    text_embeds: torch.Tensor  # pooled text embeddings (added conditioning)
-    time_ids: torch.Tensor
-    mask: torch.Tensor
-    masked_image_latents: torch.Tensor
-    pose_latents: torch.Tensor
-    cloth_latents: torch.Tensor  # B rows: GarmentNet runs once per garment
-    cloth_context: torch.Tensor  # B rows: prompt_embeds_c
+CONDITIONING_CACHE_BYTES = 2 << 30
 
 
 class TryOnPipeline:
     """IDM-VTON inference on one device; see idm-vton-model.md for the rules it follows."""
 
-    def __init__(self, model: TryOnModel) -> None:
+    def __init__(self, model: TryOnModel, optimizations: EngineOptimizations | None = None) -> None:
         self.model = model
-        self.prompts = PromptEncoder(model)
-        self._uncond_image_state: torch.Tensor | None = None
+        self.optimizations = optimizations or EngineOptimizations()
+        self.optimization_status = apply_optimizations(model, self.optimizations)
+        cache_bytes = CONDITIONING_CACHE_BYTES if self.optimizations.cache_conditioning else 0
+        self.conditioning = ConditioningEncoder(model, cache_bytes=cache_bytes)
 
     # -- 1. inputs --------------------------------------------------------------------------
 
@@ -76,88 +65,6 @@ class TryOnPipeline:
         factor = self.model.vae_scale_factor
         channels = self.model.vae.config.latent_channels
         return (channels, options.height // factor, options.width // factor)
-
-    # -- 2. conditioning ---------------------------------------------------------------------
-
-    def text_embeddings(self, samples: list[TryOnSample]) -> list[TextEmbeddings]:
-        todo = [i for i, s in enumerate(samples) if s.text is None]
-        encoded = self.prompts.encode_garments([samples[i].description or "" for i in todo])
-        found = dict(zip(todo, encoded, strict=True))
-        return [s.text if s.text is not None else found[i] for i, s in enumerate(samples)]
-
-    @torch.no_grad()
-    def vae_encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Latent distribution MEAN times the scaling factor (in the VAE's own dtype)."""
-        vae = self.model.vae
-        pixels = pixels.to(self.model.device, self.model.vae_dtype)
-        latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
-        return latents.to(self.model.dtype)
-
-    @torch.no_grad()
-    def image_states(self, garments: torch.Tensor) -> torch.Tensor:
-        """Penultimate CLIP hidden states of preprocessed garment pixels (B, tokens, hidden)."""
-        encoder = self.model.image_encoder
-        out = encoder(garments.to(self.model.device, self.model.dtype), output_hidden_states=True)
-        return out.hidden_states[-2]
-
-    def uncond_image_state(self) -> torch.Tensor:
-        """The image state of an all-zeros pixel tensor: a constant, computed once per model."""
-        if self._uncond_image_state is None:
-            size = self.model.image_encoder.config.image_size
-            self._uncond_image_state = self.image_states(torch.zeros(1, 3, size, size))
-        return self._uncond_image_state
-
-    @torch.no_grad()
-    def condition(
-        self, samples: list[TryOnSample], options: DiffusionOptions, guidance: bool
-    ) -> BatchConditioning:
-        model, width, height = self.model, options.width, options.height
-        device, dtype = model.device, model.dtype
-        texts = self.text_embeddings(samples)
-
-        persons = torch.stack([to_signed_tensor(s.person, width, height) for s in samples])
-        masks = torch.stack([to_binary_mask(s.mask, width, height) for s in samples])
-        masked_images = persons * (masks < 0.5)
-        poses = torch.stack([to_signed_tensor(s.pose, width, height) for s in samples])
-        garments = torch.stack([to_signed_tensor(s.garment, width, height) for s in samples])
-        _, latent_h, latent_w = self.latent_shape(options)
-        mask_latents = torch.nn.functional.interpolate(masks, size=(latent_h, latent_w))
-
-        clip_size = model.image_encoder.config.image_size
-        clip_in = torch.stack(
-            [clip_pixels(fit_to(s.garment, width, height), clip_size) for s in samples]
-        )
-        image_states = self.image_states(clip_in)
-
-        prompt = torch.stack([t.prompt_embeds for t in texts])
-        pooled = torch.stack([t.pooled_prompt_embeds for t in texts])
-        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype)
-        time_ids = time_ids.repeat(len(samples), 1)
-        if guidance:
-            prompt = torch.cat([torch.stack([t.negative_prompt_embeds for t in texts]), prompt])
-            pooled = torch.cat(
-                [torch.stack([t.negative_pooled_prompt_embeds for t in texts]), pooled]
-            )
-            uncond = self.uncond_image_state().expand_as(image_states)
-            image_states = torch.cat([uncond, image_states])
-            time_ids = torch.cat([time_ids, time_ids])
-        image_tokens = model.resampler(image_states)
-        context = torch.cat([prompt.to(device, dtype), image_tokens.to(dtype)], dim=1)
-
-        def doubled(x: torch.Tensor) -> torch.Tensor:
-            x = x.to(device, dtype)
-            return torch.cat([x, x]) if guidance else x
-
-        return BatchConditioning(
-            context=context,
-            text_embeds=pooled.to(device, dtype),
-            time_ids=time_ids.to(device),
-            mask=doubled(mask_latents),
-            masked_image_latents=doubled(self.vae_encode(masked_images)),
-            pose_latents=doubled(self.vae_encode(poses)),
-            cloth_latents=self.vae_encode(garments),
-            cloth_context=torch.stack([t.prompt_embeds_c for t in texts]).to(device, dtype),
-        )
 
     # -- 3. noise ----------------------------------------------------------------------------
 
@@ -193,9 +100,10 @@ class TryOnPipeline:
         step_kwargs = self._step_kwargs(scheduler, options.scheduler, generators)
         latents = latents * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
-        model.bank.guidance = guidance
+        bank = model.bank
         for i, t in enumerate(timesteps):
-            model.bank.clear()
+            bank.clear()
+            bank.guidance, bank.index = guidance, cond.garment_index
             model.garment_net(cond.cloth_latents, t, encoder_hidden_states=cond.cloth_context)
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
@@ -214,7 +122,7 @@ class TryOnPipeline:
             latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
             if on_step is not None:
                 on_step(i + 1, len(timesteps))
-        model.bank.clear()
+        bank.clear()
         return latents
 
     @staticmethod
@@ -247,7 +155,9 @@ class TryOnPipeline:
         timings: dict[str, float] = {}
         # 2. Encode text, person, pose, garment (VAE latents, IP image tokens)
         with self._timed(timings, "encode"):
-            cond = self.condition(samples, options, guidance)
+            cond = self.conditioning.assemble(
+                samples, options, guidance, dedupe_garments=self.optimizations.dedupe_garments
+            )
         # 3. Initial noise, one generator per sample
         latents, generators = self.initial_noise(samples, options)
         # 4. Denoising loop

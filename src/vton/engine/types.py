@@ -74,7 +74,9 @@ class TryOnSample:
 
     Images are PIL images of any size; they are resized to the working size. Give either `text`
     (precomputed embeddings) or `description`. `latents` (4 x H/8 x W/8 or 1 x 4 x H/8 x W/8)
-    replaces the seeded initial noise.
+    replaces the seeded initial noise. `person_key` / `garment_key` name the person's and the
+    garment's artifacts with their version: the engine then caches their derived conditioning on
+    the device, and runs GarmentNet once per distinct garment of a batch.
     """
 
     person: Image.Image
@@ -85,6 +87,8 @@ class TryOnSample:
     text: TextEmbeddings | None = None
     seed: int = 42
     latents: torch.Tensor | None = None
+    person_key: str | None = None
+    garment_key: str | None = None
 
 
 @dataclass(frozen=True)

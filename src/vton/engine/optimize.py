@@ -1,0 +1,156 @@
+"""GPU optimisations that keep the output, applied once at start-up and reported one by one.
+
+Each optimisation is on or off with a reason (off on this device, failed, disabled by setting),
+so the service can log exactly what runs. `EngineOptimizations.reference()` is the original
+implementation's way of computing, used as the benchmark's baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields, replace
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch import nn
+
+from vton.engine.attention import GarmentCaptureProcessor, TryonSelfAttentionProcessor
+from vton.engine.checkpoint import TryOnModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptimizations:
+    """Switches for every optimisation; the defaults are the fast, output-preserving ones."""
+
+    person_queries_only: bool = True  # TryonNet self-attention: no queries for garment tokens
+    truncate_garment_net: bool = True  # GarmentNet stops at the last feature TryonNet reads
+    dedupe_garments: bool = True  # one GarmentNet pass per distinct garment per step
+    cache_conditioning: bool = True  # person / garment conditioning kept on the device
+    tf32: bool = True  # TF32 matmuls/convolutions for the fp32 work (the VAE)
+    cudnn_benchmark: bool = True  # cuDNN picks the fastest convolution per shape
+    channels_last: bool = True  # NHWC memory layout for the UNets' and VAE's convolutions
+    compile: bool = False  # torch.compile of both UNets (slow start; compile cache on disk)
+
+    @classmethod
+    def reference(cls) -> EngineOptimizations:
+        """Everything off: the original implementation's arithmetic."""
+        return cls(**{f.name: False for f in fields(cls)})
+
+    def with_(self, **changes: bool) -> EngineOptimizations:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class OptimizationStatus:
+    name: str
+    enabled: bool
+    reason: str
+
+    def line(self) -> str:
+        return f"optimisation {self.name}={'on' if self.enabled else 'off'} ({self.reason})"
+
+
+def garment_feature_order(unet: UNet2DConditionModel) -> list[str]:
+    """Names of GarmentNet's self-attentions in forward order (down, mid, up blocks)."""
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    names = {module: name for name, module in unet.named_modules()}
+    order = []
+    for block in blocks:
+        for attention in getattr(block, "attentions", None) or []:
+            for transformer in attention.transformer_blocks:
+                order.append(names[transformer.attn1])
+    return order
+
+
+def truncate_garment_net(unet: UNet2DConditionModel) -> str:
+    """Drops what comes after the last garment feature: trailing up blocks without attention,
+    the last attention block's upsampler, the output convolutions and the last block's attention
+    output. GarmentNet's own output becomes meaningless; its features are unchanged."""
+    with_attention = [i for i, b in enumerate(unet.up_blocks) if getattr(b, "attentions", None)]
+    if not with_attention:
+        return "no up block with attention"
+    last = with_attention[-1]
+    dropped = len(unet.up_blocks) - last - 1
+    unet.up_blocks = nn.ModuleList(list(unet.up_blocks)[: last + 1])
+    unet.up_blocks[last].upsamplers = None
+    unet.conv_norm_out = None
+    unet.conv_out = nn.Identity()
+    last_name = garment_feature_order(unet)[-1]
+    processor = unet.get_submodule(last_name).processor
+    if isinstance(processor, GarmentCaptureProcessor):
+        processor.capture_only = True
+    return f"dropped {dropped} up block(s), an upsampler, conv_out and {last_name}'s attention"
+
+
+def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[OptimizationStatus]:
+    """Applies `opts` to a freshly loaded model in place; returns each one's status."""
+    cuda = model.device.type == "cuda"
+    status: list[OptimizationStatus] = []
+
+    def report(name: str, enabled: bool, reason: str) -> None:
+        status.append(OptimizationStatus(name, enabled, reason))
+
+    for processor in model.tryon_net.attn_processors.values():
+        if isinstance(processor, TryonSelfAttentionProcessor):
+            processor.person_queries_only = opts.person_queries_only
+    report("person_queries_only", opts.person_queries_only, "setting")
+
+    if opts.truncate_garment_net:
+        report("truncate_garment_net", True, truncate_garment_net(model.garment_net))
+    else:
+        report("truncate_garment_net", False, "disabled by setting")
+    report("dedupe_garments", opts.dedupe_garments, "setting")
+    report("cache_conditioning", opts.cache_conditioning, "setting")
+
+    for name, wanted, apply in (
+        ("tf32", opts.tf32, _enable_tf32),
+        ("cudnn_benchmark", opts.cudnn_benchmark, _enable_cudnn_benchmark),
+    ):
+        if not wanted:
+            report(name, False, "disabled by setting")
+        elif not cuda:
+            report(name, False, "not on a CUDA device")
+        else:
+            apply()
+            report(name, True, "enabled")
+
+    if opts.channels_last and cuda:
+        for module in (model.tryon_net, model.garment_net, model.vae):
+            module.to(memory_format=torch.channels_last)
+        report("channels_last", True, "UNets and VAE in NHWC")
+    else:
+        report(
+            "channels_last",
+            False,
+            "disabled by setting" if not opts.channels_last else "not on CUDA",
+        )
+
+    if opts.compile and cuda:
+        try:
+            model.tryon_net.forward = torch.compile(model.tryon_net.forward, fullgraph=False)
+            model.garment_net.forward = torch.compile(model.garment_net.forward, fullgraph=False)
+            report("compile", True, "torch.compile on TryonNet and GarmentNet")
+        except Exception as exc:  # an optimisation that fails must not stop the service
+            report("compile", False, f"failed: {exc}")
+    else:
+        report("compile", False, "disabled by setting" if not opts.compile else "not on CUDA")
+
+    report(
+        "sdpa",
+        True,
+        f"torch SDPA (flash / memory-efficient / cuDNN chosen by torch {torch.__version__})",
+    )
+    for s in status:
+        log.info(s.line())
+    return status
+
+
+def _enable_tf32() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def _enable_cudnn_benchmark() -> None:
+    torch.backends.cudnn.benchmark = True

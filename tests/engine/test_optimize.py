@@ -1,0 +1,84 @@
+"""Output-preserving optimisations: each must leave the result as it was."""
+
+from __future__ import annotations
+
+import torch
+
+from tests.engine.test_pipeline import OPTIONS, sample
+from vton.engine.checkpoint import load_model
+from vton.engine.optimize import (
+    EngineOptimizations,
+    apply_optimizations,
+    garment_feature_order,
+    truncate_garment_net,
+)
+from vton.engine.pipeline import TryOnPipeline
+
+
+@torch.no_grad()
+def capture(model, latents, context) -> dict[str, torch.Tensor]:
+    model.bank.clear()
+    model.garment_net(latents, 500, encoder_hidden_states=context)
+    return dict(model.bank.features)
+
+
+def test_truncated_garment_net_yields_the_same_features_in_the_same_order(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    order = garment_feature_order(model.garment_net)
+    latents, context = torch.randn(2, 4, 16, 12), torch.randn(2, 77, 64)
+    full = capture(model, latents, context)
+    assert list(full) == order  # forward order: down, mid, up
+    before = sum(p.numel() for p in model.garment_net.parameters())
+    reason = truncate_garment_net(model.garment_net)
+    assert "dropped 1 up block" in reason
+    assert sum(p.numel() for p in model.garment_net.parameters()) < before
+    truncated = capture(model, latents, context)
+    assert list(truncated) == order
+    for name in order:
+        assert torch.equal(full[name], truncated[name]), name
+
+
+def test_reference_mode_and_optimised_mode_give_the_same_images(tiny_model_dir):
+    reference = TryOnPipeline(load_model(tiny_model_dir), EngineOptimizations.reference())
+    optimised = TryOnPipeline(load_model(tiny_model_dir))
+    batch = [sample(0, 0, seed=1), sample(1, 2, seed=2)]
+    expected = reference(batch, OPTIONS)
+    got = optimised(batch, OPTIONS)
+    for a, b in zip(expected, got, strict=True):
+        assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
+
+
+def test_shared_garments_run_once_and_keep_each_result(tiny_model_dir):
+    pipeline = TryOnPipeline(load_model(tiny_model_dir))
+    shapes: list[tuple[int, ...]] = []
+    hook = pipeline.model.garment_net.register_forward_pre_hook(
+        lambda _module, args: shapes.append(tuple(args[0].shape))
+    )
+    shared = [sample(p, 0, seed=p, garment_key="g0:v1") for p in range(3)]
+    together = pipeline(shared, OPTIONS)
+    hook.remove()
+    assert shapes and all(shape[0] == 1 for shape in shapes)  # one garment row per step
+    for p in range(3):
+        alone = pipeline([sample(p, 0, seed=p)], OPTIONS)[0]
+        assert torch.allclose(together[p].image, alone.image, atol=1e-5, rtol=0)
+
+
+def test_keyed_conditioning_is_cached_and_reused(tiny_model_dir):
+    pipeline = TryOnPipeline(load_model(tiny_model_dir))
+    keyed = sample(0, 0, seed=3, person_key="u1/upper:v1", garment_key="g0:v1")
+    first = pipeline([keyed], OPTIONS)[0]
+    assert len(pipeline.conditioning.cache) == 2
+    calls: list[int] = []
+    hook = pipeline.model.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
+    second = pipeline([keyed], OPTIONS)[0]
+    hook.remove()
+    assert calls == []  # no VAE encoding: both conditionings came from the cache
+    assert torch.equal(first.image, second.image)
+
+
+def test_every_optimisation_reports_its_status(tiny_model_dir):
+    status = apply_optimizations(load_model(tiny_model_dir), EngineOptimizations())
+    names = {s.name for s in status}
+    assert {"person_queries_only", "truncate_garment_net", "tf32", "compile"} <= names
+    tf32 = next(s for s in status if s.name == "tf32")
+    assert not tf32.enabled and "CUDA" in tf32.reason  # this machine has no GPU
