@@ -49,13 +49,16 @@ class BatchExecutor:
 
     def run(self, batch: Batch) -> list[ItemOutcome]:
         """The outcomes of the batch's items whose jobs are still open when their call ends."""
-        outcomes = self._isolate(self._pipelines.main, batch.items, batch.options)
-        unusable = [o.item for o in outcomes if o.output is not None and not is_usable(o.output)]
+        kept: list[ItemOutcome] = []
+        unusable: list[WorkItem] = []
+        for o in self._isolate(self._pipelines.main, batch.items, batch.options):
+            if o.output is None or is_usable(o.output):
+                kept.append(o)
+            else:
+                unusable.append(o.item)
         if not unusable:
-            return outcomes
-        retried = {o.item: o for o in self._retry_unusable(unusable, batch.options)}
-        kept = [o for o in outcomes if o.item not in unusable]
-        return kept + [retried[item] for item in unusable if item in retried]
+            return kept
+        return kept + self._retry_unusable(unusable, batch.options)
 
     def _retry_unusable(
         self, items: Sequence[WorkItem], options: DiffusionOptions
