@@ -29,11 +29,11 @@ def test_restart_rebuilds_the_index_in_recency_order(tmp_path: Path) -> None:
         os.utime(cache._path(key, "v1"), ns=(i * 10**9, i * 10**9))
     (tmp_path / "users/u1/vton-cache/upper/.tmp-left-by-a-crash").write_bytes(b"junk")
     reopened = DiskLRU(tmp_path, 1000)
-    assert reopened.keys() == [A, B, C]
+    assert reopened.lru_order() == [A, B, C]
     assert reopened.bytes == 30
     assert reopened.get(A, "v1") == b"x" * 10
     assert not (tmp_path / "users/u1/vton-cache/upper/.tmp-left-by-a-crash").exists()
-    assert DiskLRU(tmp_path, 15).keys() == [A]  # a smaller bound keeps the last read only
+    assert DiskLRU(tmp_path, 15).lru_order() == [A]  # a smaller bound keeps the last read only
 
 
 def test_invalidate_prefix_removes_files_and_folders(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_invalidate_prefix_removes_files_and_folders(tmp_path: Path) -> None:
     for key in (A, B, C):
         cache.put(key, "v1", b"data")
     assert cache.invalidate("users/u1/") == 2
-    assert cache.keys() == [C]
+    assert cache.lru_order() == [C]
     assert not (tmp_path / "users/u1").exists()
     assert cache.get(A, "v1") is None
 
@@ -49,7 +49,7 @@ def test_invalidate_prefix_removes_files_and_folders(tmp_path: Path) -> None:
 def test_discard_and_oversized_objects(tmp_path: Path) -> None:
     cache = DiskLRU(tmp_path, 5)
     cache.put(A, "v1", b"123456")  # larger than the whole bound: not kept
-    assert cache.keys() == []
+    assert cache.lru_order() == []
     cache.put(B, "v1", b"123")
     cache.discard(B)
     assert cache.get(B, "v1") is None and cache.bytes == 0

@@ -68,7 +68,7 @@ def run(cache: Any, put: Callable[[str, str, int], None], ops: list, max_bytes: 
                 assert len(found) == next(e[2] for e in reference.entries if e[0] == key)
         assert cache.bytes <= max_bytes
         assert cache.bytes == sum(e[2] for e in reference.entries)
-        assert cache.keys() == [e[0] for e in reference.entries]
+        assert cache.lru_order() == [e[0] for e in reference.entries]
 
 
 @given(ops=operations, max_bytes=st.integers(min_value=0, max_value=300))

@@ -66,7 +66,7 @@ def test_corrupt_bytes_are_not_cached(tmp_path: Path) -> None:
         with pytest.raises(CorruptArtifact, match="human_img"):
             get(cache, source)
     assert source.fetches == 2
-    assert cache.l1.keys() == [] and cache.l2 is not None and cache.l2.keys() == []
+    assert cache.l1.lru_order() == [] and cache.l2 is not None and cache.l2.lru_order() == []
     source.data = b"fixed"
     assert get(cache, source) == "fixed"
 

@@ -105,7 +105,7 @@ class DiskLRU:
             prune_empty_dirs(self.folder / prefix)
         return len(doomed)
 
-    def keys(self) -> list[str]:
+    def lru_order(self) -> list[str]:
         """Keys from least to most recently used."""
         with self._lock:
             return list(self._index)

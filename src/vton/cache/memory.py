@@ -68,7 +68,7 @@ class MemoryLRU:
                 self._remove(key)
             return len(doomed)
 
-    def keys(self) -> list[str]:
+    def lru_order(self) -> list[str]:
         """Keys from least to most recently used."""
         with self._lock:
             return list(self._entries)

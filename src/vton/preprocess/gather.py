@@ -1,0 +1,249 @@
+"""Loading what a try-on needs: manifests first (they name the versions), then every artifact
+in parallel on a bounded pool, each through the caches (L1, L2, one load per key in flight).
+
+    gather(user_id, [c1, c2])  ->  [TryOnInputs(person for c1's category, garment c1), ...]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from PIL import Image
+
+from vton.cache import TieredCache
+from vton.config import Settings
+from vton.engine.types import TextEmbeddings
+from vton.errors import CorruptArtifact, InvalidInput, NotRegistered, StoreUnavailable
+from vton.preprocess.fit import Fit
+from vton.preprocess.garment import decode_text
+from vton.preprocess.manifest import GarmentManifest, PersonManifest
+from vton.preprocess.person import IMAGE_MODES
+from vton.store import keys, open_store
+from vton.store.base import MissingObject, Store
+from vton.store.codecs import decode_png
+from vton.store.ids import Category, check_id
+
+_STALE_RETRIES = (0.05, 0.1, 0.2, 0.4)  # seconds between attempts while a registration lands
+
+
+class StaleArtifact(CorruptArtifact):
+    """An artifact whose version is not its manifest's: a registration is being written, or the
+    store is inconsistent if it persists."""
+
+
+@dataclass(frozen=True)
+class PersonArtifacts:
+    user_id: str
+    category: Category
+    version: str
+    fit: Fit | None
+    human_img: Image.Image
+    mask: Image.Image
+    mask_gray: Image.Image
+    pose: Image.Image
+
+    @property
+    def cache_key(self) -> str:
+        """Names these artifacts at this version (for TryOnSample.person_key)."""
+        return f"{keys.person_folder(self.user_id, self.category)}@{self.version}"
+
+
+@dataclass(frozen=True)
+class GarmentArtifacts:
+    user_id: str
+    clothing_id: str
+    version: str
+    category: Category
+    description: str
+    image: Image.Image
+    text: TextEmbeddings
+
+    @property
+    def cache_key(self) -> str:
+        """Names these artifacts at this version (for TryOnSample.garment_key)."""
+        return f"{keys.garment_manifest(self.user_id, self.clothing_id)}@{self.version}"
+
+
+@dataclass(frozen=True)
+class TryOnInputs:
+    """One garment and the person artifacts of the category it is tried on in. Images are shared
+    with the cache: read them, never modify them in place."""
+
+    person: PersonArtifacts
+    garment: GarmentArtifacts
+
+
+def _check_version(key: str, found: str | None, expected: str) -> None:
+    if found != expected:
+        raise StaleArtifact(f"{key}: carries version {found}, its manifest says {expected}")
+
+
+def decode_image(mode: str, key: str, version: str, data: bytes) -> tuple[Image.Image, int]:
+    """A stored PNG as an image in `mode` and its decoded size, if it carries `version`."""
+    image, found = decode_png(key, data, mode)
+    _check_version(key, found, version)
+    return image, image.width * image.height * len(image.getbands())
+
+
+def decode_versioned_text(key: str, version: str, data: bytes) -> tuple[TextEmbeddings, int]:
+    """Stored text embeddings and their size in bytes, if they carry `version`."""
+    text, found = decode_text(key, data)
+    _check_version(key, found, version)
+    return text, text.nbytes()
+
+
+class ArtifactLoader:
+    """Loads artifacts through `cache`, `workers` objects at a time. Thread-safe."""
+
+    def __init__(self, store: Store, cache: TieredCache, workers: int = 16) -> None:
+        self.store = store
+        self.cache = cache
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vton-load")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactLoader:
+        cache = TieredCache.create(
+            settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
+        )
+        return cls(open_store(settings), cache, settings.load_workers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def stats(self) -> dict[str, int]:
+        return self.cache.stats()
+
+    def forget_person(self, user_id: str) -> None:
+        """Frees the cached artifacts of a person (re-registered or deleted). Correctness does not
+        depend on it: a new registration has a new version, which the caches never confuse."""
+        for category in Category:
+            self.cache.invalidate(keys.person_folder(user_id, category))
+
+    def forget_garment(self, user_id: str, clothing_id: str) -> None:
+        self.cache.invalidate(keys.garment_image(user_id, clothing_id))
+        self.cache.invalidate(keys.text(user_id, clothing_id))
+
+    def person_manifest(self, user_id: str) -> PersonManifest:
+        key = keys.person_manifest(user_id)
+        try:
+            return PersonManifest.decode(key, self.store.get(key))
+        except MissingObject:
+            raise NotRegistered(f"person of user {user_id!r} is not registered") from None
+
+    def garment_manifest(self, user_id: str, clothing_id: str) -> GarmentManifest:
+        key = keys.garment_manifest(user_id, clothing_id)
+        try:
+            return GarmentManifest.decode(key, self.store.get(key))
+        except MissingObject:
+            raise NotRegistered(
+                f"garment {clothing_id!r} of user {user_id!r} is not registered"
+            ) from None
+
+    def gather(
+        self, user_id: str, clothing_ids: Sequence[str], category: Category | str | None = None
+    ) -> list[TryOnInputs]:
+        """Everything needed to try each garment on the user's person, in the order given.
+
+        Each garment is tried on in its own category unless `category` says otherwise. Raises
+        InvalidInput (bad id), NotRegistered (naming everything missing), CorruptArtifact (naming
+        the key), StoreUnavailable.
+        """
+        check_id("user_id", user_id)
+        if not clothing_ids:
+            raise InvalidInput("clothing_ids: give at least one garment")
+        for clothing_id in clothing_ids:
+            check_id("clothing_id", clothing_id)
+        forced = None if category is None else Category.parse(category)
+        for delay in _STALE_RETRIES:
+            try:
+                return self._gather_once(user_id, list(clothing_ids), forced)
+            except StaleArtifact:
+                time.sleep(delay)
+        return self._gather_once(user_id, list(clothing_ids), forced)
+
+    def _gather_once(
+        self, user_id: str, clothing_ids: list[str], forced: Category | None
+    ) -> list[TryOnInputs]:
+        # 1. Manifests, in parallel: they give the versions and the garments' categories.
+        person, *garments = self._run(
+            [lambda: self.person_manifest(user_id)]
+            + [lambda c=c: self.garment_manifest(user_id, c) for c in clothing_ids]
+        )
+        categories = [forced or garment.category for garment in garments]
+        missing = sorted({c.value for c in categories} - {c.value for c in person.categories})
+        if missing:
+            has = ", ".join(c.value for c in person.categories)
+            raise NotRegistered(
+                f"person of user {user_id!r} is not registered for {', '.join(missing)} "
+                f"(registered: {has})"
+            )
+        # 2. Every artifact (4 per person category, 2 per garment) at once, through the caches.
+        wanted = list(dict.fromkeys(categories))
+        loads = [
+            self._load(keys.person_image(user_id, c, name), person.version, decode_image, mode)
+            for c in wanted
+            for name, mode in IMAGE_MODES.items()
+        ]
+        for c, m in zip(clothing_ids, garments, strict=True):
+            loads.append(self._load(keys.garment_image(user_id, c), m.version, decode_image, "RGB"))
+            loads.append(self._load(keys.text(user_id, c), m.version, decode_versioned_text))
+        loaded = iter(self._run(loads))
+
+        # 3. Assembly, in the order of `loads`.
+        persons = {
+            c: PersonArtifacts(
+                user_id, c, person.version, person.fit, **{n: next(loaded) for n in IMAGE_MODES}
+            )
+            for c in wanted
+        }
+        return [
+            TryOnInputs(
+                persons[category],
+                GarmentArtifacts(
+                    user_id, c, m.version, m.category, m.description, next(loaded), next(loaded)
+                ),
+            )
+            for category, c, m in zip(categories, clothing_ids, garments, strict=True)
+        ]
+
+    def _load(
+        self, key: str, version: str, decode: Callable[..., tuple[Any, int]], *args: Any
+    ) -> Callable[[], Any]:
+        """A task that gets `key` at `version` through the caches; `decode(*args, key, version,
+        data)` turns the stored bytes into the cached object."""
+        return partial(
+            self.cache.get,
+            key,
+            version,
+            partial(self.store.get, key),
+            partial(decode, *args, key, version),
+        )
+
+    def _run(self, tasks: list[Callable[[], Any]]) -> list[Any]:
+        """Runs `tasks` on the pool and waits for all; raises the most telling failure."""
+        futures: list[Future] = [self._pool.submit(task) for task in tasks]
+        wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        for kind in (StoreUnavailable, StaleArtifact, CorruptArtifact):
+            for error in errors:
+                if isinstance(error, kind):
+                    raise error
+        if errors:
+            raise _merge_not_registered(errors)
+        return [f.result() for f in futures]
+
+
+def _merge_not_registered(errors: list[BaseException]) -> BaseException:
+    """One NotRegistered naming everything missing, or the first other error."""
+    others = [e for e in errors if not isinstance(e, NotRegistered)]
+    if others:
+        return others[0]
+    messages = list(dict.fromkeys(str(e) for e in errors))
+    if len(messages) == 1:
+        return errors[0]
+    return NotRegistered("; ".join(messages))

@@ -1,0 +1,56 @@
+"""Checking the images a caller hands to registration; every error names the argument."""
+
+from __future__ import annotations
+
+import warnings
+from io import BytesIO
+
+from PIL import Image, ImageOps
+
+from vton.errors import InvalidInput
+from vton.preprocess.fit import HEIGHT, WIDTH
+
+MAX_PIXELS = 50_000_000  # far above any phone photo; refuses decompression bombs early
+MASK_MODES = ("1", "L")
+POSE_MODES = ("RGB",)
+
+
+def read_image(data: bytes, what: str) -> Image.Image:
+    """Decodes an uploaded image (PNG, JPEG, WebP, ...), upright per its EXIF orientation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise InvalidInput(f"{what}: {image.width}x{image.height} is over {MAX_PIXELS} px")
+            image.load()
+    except InvalidInput:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as e:
+        raise InvalidInput(f"{what}: not a readable image ({e})") from e
+    return ImageOps.exif_transpose(image)
+
+
+def check_companion(
+    image: Image.Image, what: str, modes: tuple[str, ...], photo_size: tuple[int, int]
+) -> bool:
+    """Checks a mask or DensePose image against its photo. It must be the photo's size (then it
+    is fitted like the photo: returns True) or already the working size (returns False)."""
+    if image.mode not in modes:
+        raise InvalidInput(f"{what}: mode {image.mode!r}, expected one of {', '.join(modes)}")
+    if image.size == photo_size:
+        return True
+    if image.size == (WIDTH, HEIGHT):
+        return False
+    raise InvalidInput(
+        f"{what}: size {image.width}x{image.height}, expected the photo's "
+        f"{photo_size[0]}x{photo_size[1]} or {WIDTH}x{HEIGHT}"
+    )
+
+
+def check_description(description: object) -> str:
+    if not isinstance(description, str) or not description.strip():
+        raise InvalidInput("description: must be a non-empty string")
+    if len(description) > 1000:
+        raise InvalidInput(f"description: longer than 1000 characters ({len(description)})")
+    return description.strip()
