@@ -26,7 +26,7 @@ def read_image(data: bytes, what: str) -> Image.Image:
             image.load()
     except InvalidInput:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Warning) as e:
         raise InvalidInput(f"{what}: not a readable image ({e})") from e
     return ImageOps.exif_transpose(image)
 

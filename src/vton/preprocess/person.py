@@ -57,6 +57,8 @@ def register_person(
     if not masks:
         raise InvalidInput("masks: give the mask of at least one category")
     by_category = {Category.parse(name): mask for name, mask in masks.items()}
+    if len(by_category) != len(masks):
+        raise InvalidInput(f"masks: a category is given twice ({', '.join(map(str, masks))})")
     human, fit = fit_photo(photo)
     pose_fitted = fit_pose(pose, fit)
     version = new_version()
