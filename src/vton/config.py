@@ -7,8 +7,9 @@ One flat class: add a field with a default, bounds and a one-line docstring.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _GiB = 1024**3
@@ -53,3 +54,61 @@ class Settings(BaseSettings):
 
     model_path: Path = Path("./var/tiny-model")
     """IDM-VTON checkpoint folder (a `yisol/IDM-VTON` snapshot or `vton make-tiny-model` output)."""
+
+    # --- service (issue 4: `vton serve`, the HTTP API and its scheduler) ------------------------
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    """Address `vton serve` listens on."""
+
+    port: int = Field(8000, ge=1, le=65535)
+    """Port `vton serve` listens on."""
+
+    jwt_secret: SecretStr | None = Field(None, min_length=32)
+    """HS256 secret of the bearer tokens; unset: dev mode (a random secret per process)."""
+
+    token_ttl_s: int = Field(24 * 3600, ge=60, le=365 * 24 * 3600)
+    """Lifetime of the tokens `vton token` and dev mode mint."""
+
+    devices: str = Field("", pattern=r"^$|^(cpu|cuda(:\d+)?)(,(cpu|cuda(:\d+)?))*$")
+    """Comma-separated devices, one worker each (`cuda:0,cuda:1`); empty: every CUDA device, else
+    cpu."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """The model's precision; auto: float16 on CUDA, float32 on CPU."""
+
+    fallback_dtype: Literal["auto", "none", "float32", "bfloat16"] = "auto"
+    """Precision of the second model copy that retries a non-finite or black image; auto:
+    bfloat16 when the model runs in float16, else none."""
+
+    width: int = Field(768, ge=32, le=2048)
+    """Working width of a try-on (the engine's output); a multiple of the model's size factor."""
+
+    height: int = Field(1024, ge=32, le=2048)
+    """Working height of a try-on; 3:4 with the width is what the model was trained on."""
+
+    max_queue: int = Field(64, ge=1, le=100_000)
+    """Items (garments) that may wait per device before requests get 429."""
+
+    batch_window_ms: float = Field(20.0, ge=0, le=10_000)
+    """How long the oldest waiting item waits for compatible company to share a batch."""
+
+    max_batch: int = Field(8, ge=1, le=256)
+    """Samples per engine call at most."""
+
+    max_batch_items: int = Field(10, ge=1, le=100)
+    """Garments per batch-tryon request at most."""
+
+    request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """From a try-on's submission to its deadline (504 past it)."""
+
+    job_ttl_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
+    """How long a finished job and its images stay readable by id."""
+
+    max_upload_bytes: int = Field(20 * 2**20, ge=1024, le=2**30)
+    """Largest request body accepted (413 above it)."""
+
+    result_cache_bytes: int = Field(256 * 2**20, ge=1, le=64 * _GiB)
+    """Memory in front of the stored results (identical requests) in bytes."""
+
+    warmup: bool = True
+    """Run one small try-on per device at start, so /ready means ready to answer fast."""

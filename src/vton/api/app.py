@@ -1,0 +1,56 @@
+"""The application factory: routers, error mapping, the request observer, metrics, the test page.
+
+app = create_app(Settings())        # the Service loads on a thread when the app starts
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from vton.api.errors import install_error_handlers
+from vton.api.metrics import install_metrics
+from vton.api.observe import RequestObserver
+from vton.api.routes import cache, clothing, fitting, health, jobs, person
+from vton.api.runtime import Runtime
+from vton.config import Settings
+from vton.service import LoadEngine
+from vton.service.engine import load_engine
+
+STATIC = Path(__file__).parent / "static"
+DESCRIPTION = """Virtual try-on (IDM-VTON). Every `/api` route needs `Authorization: Bearer <JWT>`
+(HS256, `sub` = user id); `vton token USER_ID` mints one. The test page is at `/`."""
+
+
+def create_app(settings: Settings | None = None, load: LoadEngine = load_engine) -> FastAPI:
+    """The app; `load` builds one device's engine (tests wrap the real one)."""
+    runtime = Runtime(settings or Settings(), load)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        runtime.start()
+        yield
+        await run_in_threadpool(runtime.close)
+
+    app = FastAPI(title="vton", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestObserver,
+        max_body_bytes=runtime.settings.max_upload_bytes,
+        metrics=install_metrics(runtime),
+    )
+    for module in (health, fitting, jobs, person, clothing, cache):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def test_page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

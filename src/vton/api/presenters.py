@@ -1,0 +1,137 @@
+"""Service objects to response bodies (and the request's log fields), in one place."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+
+from vton.api.schemas.common import Timings
+from vton.api.schemas.fitting import BatchItem, BatchTryOnResponse, TryOnResponse
+from vton.api.schemas.jobs import JobItem, JobStatus
+from vton.api.schemas.registration import ClothingInfo, FitOut, PersonInfo
+from vton.preprocess import GarmentManifest, PersonManifest
+from vton.scheduler import JobState
+from vton.service.tryon import ItemView, TryOn
+
+PHASES = ("queue", "encode", "diffusion", "decode")
+
+
+def b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def elapsed_ms(tryon: TryOn) -> float:
+    return (time.perf_counter() - tryon.started) * 1000.0
+
+
+def timings(tryon: TryOn, view: ItemView, total_ms: float) -> Timings:
+    phases: Mapping[str, float] = view.result.timings_ms if view.result else {}
+    return Timings(
+        artifacts=tryon.artifacts_ms,
+        total=total_ms,
+        **{phase: phases.get(phase, 0.0) for phase in PHASES},
+    )
+
+
+def error_text(view: ItemView) -> str | None:
+    return None if view.error is None else f"{type(view.error).__name__}: {view.error}"
+
+
+def single_response(tryon: TryOn, view: ItemView, png: bytes) -> TryOnResponse:
+    return TryOnResponse(
+        clothing_id=view.clothing_id,
+        image=b64(png),
+        timings=timings(tryon, view, elapsed_ms(tryon)),
+        cache_hits=tryon.cache_hits,
+        result_cached=bool(view.result and view.result.cached),
+    )
+
+
+def batch_response(tryon: TryOn, views: list[ItemView]) -> BatchTryOnResponse:
+    total = elapsed_ms(tryon)
+    results = [
+        BatchItem(
+            clothing_id=view.clothing_id or "",
+            success=view.png is not None,
+            image=b64(view.png) if view.png is not None else None,
+            processing_time=total,
+            error=error_text(view),
+            result_cached=bool(view.result and view.result.cached),
+            timings=timings(tryon, view, total) if view.png is not None else None,
+        )
+        for view in views
+    ]
+    return BatchTryOnResponse(
+        results=results, total_processing_time=total, cache_hits=tryon.cache_hits
+    )
+
+
+def job_status(tryon: TryOn, views: list[ItemView]) -> JobStatus:
+    snapshot = tryon.job.snapshot()
+    end = snapshot.finished_at or time.time()
+    total = (end - snapshot.created_at) * 1000.0
+    return JobStatus(
+        job_id=snapshot.id,
+        type=tryon.kind,
+        state=snapshot.state,
+        step=snapshot.step,
+        total_steps=snapshot.total_steps,
+        error=None
+        if snapshot.error is None
+        else f"{type(snapshot.error).__name__}: {snapshot.error}",
+        created_at=snapshot.created_at,
+        started_at=snapshot.started_at,
+        finished_at=snapshot.finished_at,
+        results=[job_item(tryon, i, view, total) for i, view in enumerate(views)],
+    )
+
+
+def job_item(tryon: TryOn, index: int, view: ItemView, total_ms: float) -> JobItem:
+    return JobItem(
+        index=index,
+        clothing_id=view.clothing_id,
+        state=view.state,
+        success=view.state is JobState.SUCCEEDED,
+        image=b64(view.png) if view.png is not None else None,
+        error=error_text(view),
+        result_cached=bool(view.result and view.result.cached),
+        timings=timings(tryon, view, total_ms) if view.png is not None else None,
+    )
+
+
+def log_fields(tryon: TryOn, views: list[ItemView]) -> dict[str, object]:
+    """The request's log fields: ids, cache sources, and each phase's ms (the slowest item's)."""
+    results = [v.result for v in views if v.result is not None]
+    fields: dict[str, object] = {
+        "kind": tryon.kind,
+        "job": tryon.job.id,
+        "clothing": ",".join(tryon.clothing_ids) or "inline",
+        "cache": ",".join(f"{k}:{v}" for k, v in tryon.cache_hits.items()) or "-",
+        "result_cached": bool(results) and all(r.cached for r in results),
+        "ok": f"{len(results)}/{len(views)}",
+        "artifacts_ms": tryon.artifacts_ms,
+    }
+    for phase in PHASES:
+        fields[f"{phase}_ms"] = max((r.timings_ms.get(phase, 0.0) for r in results), default=0.0)
+    return fields
+
+
+def person_info(manifest: PersonManifest) -> PersonInfo:
+    fit = FitOut.model_validate(manifest.fit.model_dump()) if manifest.fit else None
+    return PersonInfo(
+        version=manifest.version,
+        categories=list(manifest.categories),
+        fit=fit,
+        created_at=manifest.created_at,
+    )
+
+
+def clothing_info(manifest: GarmentManifest) -> ClothingInfo:
+    return ClothingInfo(
+        clothing_id=manifest.clothing_id,
+        category=manifest.category,
+        description=manifest.description,
+        version=manifest.version,
+        created_at=manifest.created_at,
+    )

@@ -1,0 +1,50 @@
+"""Liveness, readiness and Prometheus metrics (no token needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from vton.api.deps import RuntimeDep
+from vton.api.schemas.health import Alive, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Alive)
+def health() -> Alive:
+    """The process is alive (the model may still be loading)."""
+    return Alive()
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """The model is loaded and warmed up and the store answers: 200, else 503."""
+    service = runtime.service
+    if service is None:
+        body = Readiness(
+            ready=False,
+            model_loaded=False,
+            warmed_up=False,
+            store_reachable=False,
+            detail=runtime.load_error or "the model is loading",
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=503)
+    store_ok = await run_in_threadpool(service.store_reachable)
+    body = Readiness(
+        ready=store_ok,
+        model_loaded=True,
+        warmed_up=service.settings.warmup,
+        store_reachable=store_ok,
+        devices=[engine.device for engine in service.engines],
+        detail=None if store_ok else "the store does not answer",
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if store_ok else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)

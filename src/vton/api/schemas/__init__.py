@@ -1,0 +1,1 @@
+"""Request and response bodies, grouped by resource; JSON fields are camelCase."""

@@ -1,0 +1,83 @@
+"""What several resources share: the camelCase base, try-on options, timings, errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from vton.engine.types import SchedulerName
+from vton.service.tryon import TryOnOptions
+
+ClothingId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A UUID or a slug: ASCII letters, digits, '_' and '-'.",
+        examples=["shirt-01"],
+    ),
+]
+Base64Image = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="A PNG, JPEG or WebP image, base64-encoded (a data: URL is accepted).",
+    ),
+]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", serialize_by_alias=True
+    )
+
+
+class TryOnOptionsIn(ApiModel):
+    """How to run the try-on and how to return the image."""
+
+    denoise_steps: int = Field(20, ge=1, le=100, description="Denoising steps.")
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    guidance_scale: float = Field(2.0, ge=1.0, le=20.0)
+    scheduler: SchedulerName = "ddpm"
+    paste_back: bool = Field(
+        True, description="Keep the person photo's own pixels outside the (feathered) mask."
+    )
+    fit: Literal["original", "768x1024"] = Field(
+        "768x1024",
+        description="The working 3:4 frame, or the original photo's framing (undoing the fit).",
+    )
+
+    def options(self) -> TryOnOptions:
+        return TryOnOptions(
+            steps=self.denoise_steps,
+            scheduler=self.scheduler,
+            guidance_scale=self.guidance_scale,
+            seed=self.seed,
+            paste_back=self.paste_back,
+            framing=self.fit,
+        )
+
+
+class Timings(ApiModel):
+    """Milliseconds per phase: loading artifacts, waiting in the queue, the engine's encode,
+    diffusion and decode, and the whole request."""
+
+    artifacts: float = 0.0
+    queue: float = 0.0
+    encode: float = 0.0
+    diffusion: float = 0.0
+    decode: float = 0.0
+    total: float = 0.0
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="The error's type, e.g. NotRegistered.")
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 404, 409, 413, 422, 429, 500, 503, 504)
+}
+"""The error statuses every /api route may answer (see vton.api.errors)."""

@@ -1,0 +1,105 @@
+"""The service: the engine on each device, the scheduler, the artifact loader and catalog, wired
+from Settings; the API holds one Service and calls its parts.
+
+    service = Service.build(settings, registry)   # loads models, warms up, starts the scheduler
+    service.tryons.submit_reference(...); service.catalog.register_garment(...)
+    service.close()                               # finishes running batches, cancels the queue
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from vton.config import Settings
+from vton.engine.text import PromptEncoder
+from vton.errors import StoreUnavailable
+from vton.preprocess import ArtifactLoader
+from vton.scheduler import Scheduler, SchedulerConfig, SchedulerMetrics
+from vton.service.catalog import Catalog
+from vton.service.engine import (
+    DeviceEngine,
+    load_engine,
+    model_identity,
+    resolve_devices,
+    warm_up,
+)
+from vton.service.hits import ObservedCache
+from vton.service.results import StoreResultCache
+from vton.service.tryon import TryOnService
+from vton.store import open_store
+
+log = logging.getLogger(__name__)
+
+LoadEngine = Callable[[Settings, str], DeviceEngine]
+READY_PROBE_KEY = "vton-ready-probe"
+"""A key that is never written: reading it proves the store answers."""
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engines: list[DeviceEngine]
+    loader: ArtifactLoader
+    scheduler: Scheduler
+    tryons: TryOnService
+    catalog: Catalog
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry,
+        load: LoadEngine = load_engine,
+    ) -> Service:
+        """Everything from settings; `load` builds one device's engine (tests wrap it)."""
+        devices = resolve_devices(settings.devices)
+        engines = [load(settings, device) for device in devices]
+        if settings.warmup:
+            for engine in engines:
+                warm_up(engine, settings)
+        store = open_store(settings)
+        cache = ObservedCache.create(
+            settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
+        )
+        loader = ArtifactLoader(store, cache, settings.load_workers)
+        config = SchedulerConfig(
+            max_queue=settings.max_queue,
+            batch_window_ms=settings.batch_window_ms,
+            max_batch=settings.max_batch,
+            request_timeout_s=settings.request_timeout_s,
+            devices=devices,
+            job_ttl_s=settings.job_ttl_s,
+        )
+        scheduler = Scheduler(
+            config,
+            {engine.device: engine.pipelines for engine in engines},
+            result_cache=StoreResultCache(store, settings.result_cache_bytes),
+            metrics=SchedulerMetrics(registry),
+        )
+        scheduler.start()
+        tryons = TryOnService(
+            loader,
+            cache,
+            scheduler,
+            model_identity(settings, engines),
+            (settings.width, settings.height),
+            keep_s=settings.job_ttl_s + settings.request_timeout_s,
+        )
+        encoder = PromptEncoder(engines[0].model)
+        log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
+        return cls(settings, engines, loader, scheduler, tryons, Catalog(loader, encoder))
+
+    def store_reachable(self) -> bool:
+        try:
+            self.loader.store.exists(READY_PROBE_KEY)
+        except StoreUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.scheduler.shutdown()
+        self.loader.close()

@@ -1,0 +1,112 @@
+"""A user's person and garments over HTTP: registration, reading, deletion, and loading them into
+the caches ahead of try-ons. Every method may block on the store: call them from a thread."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from vton.errors import NotRegistered
+from vton.preprocess import (
+    ArtifactLoader,
+    GarmentManifest,
+    PersonManifest,
+    delete_garment,
+    delete_person,
+    read_image,
+    register_garment,
+    register_person,
+)
+from vton.preprocess.garment import GarmentTextEncoder
+from vton.store import keys
+from vton.store.ids import Category, check_id
+
+MAX_LISTED = 1000
+"""Garments a listing returns at most."""
+
+
+class Catalog:
+    def __init__(self, loader: ArtifactLoader, encoder: GarmentTextEncoder) -> None:
+        self.loader = loader
+        self.store = loader.store
+        self.encoder = encoder
+
+    # -- person ------------------------------------------------------------------------------
+
+    def register_person(
+        self, user_id: str, photo: bytes, masks: Mapping[str, bytes], pose: bytes
+    ) -> PersonManifest:
+        """Stores the user's person (photo, a mask per category, DensePose image), replacing any
+        earlier one; the images are PNG/JPEG/WebP bytes."""
+        manifest = register_person(
+            self.store,
+            user_id,
+            read_image(photo, "image"),
+            {category: read_image(data, f"masks.{category}") for category, data in masks.items()},
+            read_image(pose, "pose"),
+        )
+        self.loader.forget_person(user_id)
+        return manifest
+
+    def person(self, user_id: str) -> PersonManifest:
+        return self.loader.person_manifest(user_id)
+
+    def delete_person(self, user_id: str) -> None:
+        check_id("user_id", user_id)
+        existed = delete_person(self.store, user_id)
+        self.loader.forget_person(user_id)
+        if not existed:
+            raise NotRegistered(f"person of user {user_id!r} is not registered")
+
+    # -- garments ----------------------------------------------------------------------------
+
+    def register_garment(
+        self, user_id: str, clothing_id: str, photo: bytes, description: str, category: str
+    ) -> GarmentManifest:
+        manifest = register_garment(
+            self.store,
+            self.encoder,
+            user_id,
+            clothing_id,
+            read_image(photo, "image"),
+            description,
+            category,
+        )
+        self.loader.forget_garment(user_id, clothing_id)
+        return manifest
+
+    def garment(self, user_id: str, clothing_id: str) -> GarmentManifest:
+        return self.loader.garment_manifest(user_id, clothing_id)
+
+    def garments(self, user_id: str) -> list[GarmentManifest]:
+        """The user's garments by clothing id (at most MAX_LISTED)."""
+        folder = keys.garment_manifest(user_id, "x").removesuffix("x.json")  # the layout's folder
+        names = [k.removeprefix(folder) for k in self.store.list(folder)]
+        ids = [n.removesuffix(".json") for n in names if n.endswith(".json") and "/" not in n]
+        manifests = []
+        for clothing_id in ids[:MAX_LISTED]:
+            try:
+                manifests.append(self.loader.garment_manifest(user_id, clothing_id))
+            except NotRegistered:  # deleted since the listing
+                continue
+        return manifests
+
+    def garment_image(self, user_id: str, clothing_id: str) -> bytes:
+        """The garment's stored PNG (fitted to the working frame)."""
+        self.garment(user_id, clothing_id)
+        return self.store.get(keys.garment_image(user_id, clothing_id))
+
+    def delete_garment(self, user_id: str, clothing_id: str) -> None:
+        check_id("clothing_id", clothing_id)
+        existed = delete_garment(self.store, user_id, clothing_id)
+        self.loader.forget_garment(user_id, clothing_id)
+        if not existed:
+            raise NotRegistered(f"garment {clothing_id!r} of user {user_id!r} is not registered")
+
+    # -- caches ------------------------------------------------------------------------------
+
+    def warm_up(self, user_id: str, clothing_ids: list[str], category: Category | None) -> float:
+        """Loads the person and the garments into the caches; returns the milliseconds."""
+        started = time.perf_counter()
+        self.loader.gather(user_id, clothing_ids, category)
+        return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,106 @@
+"""The engine side of the service: devices, precisions, one model (and a fallback) per device,
+the start-up report, and the warm-up try-on."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from vton.config import Settings
+from vton.engine.checkpoint import TryOnModel, load_model
+from vton.engine.pipeline import TryOnPipeline
+from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
+from vton.engine.types import DiffusionOptions, TryOnSample
+from vton.scheduler import DevicePipelines
+
+log = logging.getLogger(__name__)
+
+
+def resolve_devices(spec: str) -> tuple[str, ...]:
+    """VTON_DEVICES as a tuple; empty means every CUDA device, else the CPU."""
+    if spec:
+        devices = tuple(spec.split(","))
+        for device in devices:
+            parse_device(device)
+        return devices
+    if torch.cuda.is_available():
+        return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+    return ("cpu",)
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """VTON_DTYPE for a device; auto is float16 on CUDA and float32 on the CPU."""
+    if name == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return parse_dtype(name)
+
+
+def resolve_fallback(name: str, dtype: torch.dtype) -> torch.dtype | None:
+    """VTON_FALLBACK_DTYPE; auto is bfloat16 behind a float16 model (same range as float32),
+    none behind anything else."""
+    if name == "auto":
+        return torch.bfloat16 if dtype == torch.float16 else None
+    return None if name == "none" else parse_dtype(name)
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass(frozen=True)
+class DeviceEngine:
+    """One device's pipelines and what they run in."""
+
+    device: str
+    model: TryOnModel
+    """The main model (its text encoders serve garment registration)."""
+    dtype: torch.dtype
+    fallback_dtype: torch.dtype | None
+    pipelines: DevicePipelines
+
+
+def load_engine(settings: Settings, device: str) -> DeviceEngine:
+    """Loads the model on `device` (and its fallback copy) and logs what runs and why."""
+    quiet_model_libraries()
+    dtype = resolve_dtype(settings.dtype, device)
+    fallback_dtype = resolve_fallback(settings.fallback_dtype, dtype)
+    main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device))
+    fallback = None
+    if fallback_dtype is not None:
+        fallback_model = load_model(settings.model_path, dtype=fallback_dtype, device=device)
+        fallback = TryOnPipeline(fallback_model)
+    status = main.optimization_status  # each one is logged with its reason by the engine
+    log.info(
+        "engine device=%s model=%s dtype=%s vae_dtype=%s fallback_dtype=%s "
+        "optimisations_on=%s optimisations_off=%s",
+        device,
+        settings.model_path,
+        _name(dtype),
+        _name(main.model.vae_dtype),
+        _name(fallback_dtype) if fallback_dtype else "none",
+        ",".join(s.name for s in status if s.enabled) or "none",
+        ",".join(s.name for s in status if not s.enabled) or "none",
+    )
+    return DeviceEngine(device, main.model, dtype, fallback_dtype, DevicePipelines(main, fallback))
+
+
+def model_identity(settings: Settings, engines: list[DeviceEngine]) -> str:
+    """What the result cache keys on for the model: the checkpoint folder and the precision."""
+    dtypes = sorted({_name(engine.dtype) for engine in engines})
+    return f"{settings.model_path.resolve()}:{','.join(dtypes)}"
+
+
+def warm_up(engine: DeviceEngine, settings: Settings) -> float:
+    """One single-step try-on at the working size (first-call allocations, kernel choices);
+    returns its milliseconds."""
+    size = (settings.width, settings.height)
+    gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
+    sample = TryOnSample(gray, white, gray, gray, description="a shirt")
+    options = DiffusionOptions(steps=1, height=settings.height, width=settings.width)
+    (output,) = engine.pipelines.main([sample], options)
+    ms = sum(output.timings_ms.values())
+    log.info("warm-up device=%s %dx%d took %.0f ms", engine.device, *size, ms)
+    return ms

@@ -1,0 +1,69 @@
+"""The quality guards applied to an engine image before it is returned: paste-back and framing.
+
+pasteBack: outside the mask, feathered over a few pixels, the result keeps the person photo's own
+pixels, so face, skin and background never drift. Framing: the working frame (768 x 1024 by
+default) or the original photo's framing, undoing the fit recorded at registration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Literal
+
+from PIL import Image, ImageFilter
+
+from vton.preprocess import Fit, undo_fit
+from vton.preprocess.fit import HEIGHT, WIDTH
+from vton.scheduler.result_cache import encode_png
+
+Framing = Literal["original", "768x1024"]
+FEATHER_FRACTION = 1 / 192
+"""Feather radius as a fraction of the image width: 4 px at 768."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How one item's image is returned. `person` and `mask` are in the working frame."""
+
+    person: Image.Image
+    mask: Image.Image
+    fit: Fit | None
+    paste_back: bool
+    framing: Framing
+
+    @property
+    def changes_image(self) -> bool:
+        return self.paste_back or self._reframes
+
+    @property
+    def _reframes(self) -> bool:
+        return self.framing == "original" and self.fit is not None
+
+    def apply(self, png: bytes) -> bytes:
+        """The engine's PNG finished: unchanged when nothing applies (no re-encoding)."""
+        if not self.changes_image:
+            return png
+        with Image.open(BytesIO(png)) as opened:
+            image = opened.convert("RGB")
+        if self.paste_back:
+            image = paste_back(image, self.person, self.mask)
+        if self._reframes:
+            assert self.fit is not None
+            image = undo_fit(image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), self.fit)
+        return encode_png(image)
+
+
+def feathered(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The binary mask at `size`, its edge blurred by FEATHER_FRACTION of the width."""
+    binary = mask.convert("L").resize(size, Image.Resampling.NEAREST)
+    binary = binary.point(lambda v: 255 if v >= 128 else 0)
+    return binary.filter(ImageFilter.GaussianBlur(max(1.0, size[0] * FEATHER_FRACTION)))
+
+
+def paste_back(result: Image.Image, person: Image.Image, mask: Image.Image) -> Image.Image:
+    """`result` inside the (feathered) mask, the person photo's pixels outside it."""
+    photo = person.convert("RGB")
+    if photo.size != result.size:
+        photo = photo.resize(result.size, Image.Resampling.LANCZOS)
+    return Image.composite(result, photo, feathered(mask, result.size))

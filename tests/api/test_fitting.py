@@ -1,0 +1,112 @@
+"""Synchronous try-ons through the real server: v2 by reference, v1 inline, batch."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tests.api.live import (
+    STEPS,
+    LiveServer,
+    garment_image,
+    person_images,
+    png_bytes,
+    register_garment,
+)
+
+
+def decode(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def tryon(client: httpx.Client, **body: object) -> httpx.Response:
+    return client.post(
+        "/api/fitting/single-item-tryon-v2",
+        json={"clothingId": "shirt", "denoiseSteps": STEPS, **body},
+    )
+
+
+def test_v2_returns_image_timings_and_cache_sources(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    first = tryon(client, seed=1)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert decode(body["image"]).size == (96, 128)
+    assert body["clothingId"] == "shirt"
+    assert body["resultCached"] is False
+    assert set(body["cacheHits"]) == {"person", "shirt"}
+    timings = body["timings"]
+    assert timings["diffusion"] > 0 and timings["total"] >= timings["diffusion"]
+
+    again = tryon(client, seed=1).json()
+    assert again["resultCached"] is True
+    assert again["cacheHits"] == {"person": "memory", "shirt": "memory"}
+    assert again["image"] == body["image"]
+
+
+def test_v2_answers_png_when_asked(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    response = client.post(
+        "/api/fitting/single-item-tryon-v2",
+        json={"clothingId": "shirt", "denoiseSteps": STEPS},
+        headers={"Accept": "image/png"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert "diffusion;dur=" in response.headers["server-timing"]
+    assert Image.open(io.BytesIO(response.content)).size == (96, 128)
+
+
+def test_paste_back_keeps_the_person_outside_the_mask(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    kept = decode(tryon(client, pasteBack=True).json()["image"]).convert("RGB")
+    raw = decode(tryon(client, pasteBack=False).json()["image"]).convert("RGB")
+    background = (30, 160, 90)  # the person photo's flat background (registered, fitted)
+    corner = np.asarray(kept)[:10, :10].reshape(-1, 3)
+    assert (corner == background).all()
+    assert not (np.asarray(raw)[:10, :10].reshape(-1, 3) == background).all()
+
+
+def test_fit_original_returns_the_photo_framing(server: LiveServer) -> None:
+    from tests.api.live import new_user, register_person
+
+    with server.client(new_user()) as client:
+        register_person(client, size=(120, 100))  # landscape: padded into 3:4
+        register_garment(client, "shirt")
+        body = tryon(client, fit="original").json()
+        assert decode(body["image"]).size == (120, 100)
+        assert decode(tryon(client).json()["image"]).size == (96, 128)
+
+
+def test_v1_inline_tryon_stores_nothing(server: LiveServer) -> None:
+    images = person_images()
+    files = {
+        name: (f"{name}.png", png_bytes(image), "image/png") for name, image in images.items()
+    } | {"garment": ("garment.png", png_bytes(garment_image()), "image/png")}
+    data = {"description": "a red t-shirt", "category": "upper_body", "denoiseSteps": STEPS}
+    with server.client("inline-user") as client:
+        response = client.post("/api/fitting/single-item-tryon", files=files, data=data)
+        assert response.status_code == 200, response.text
+        assert decode(response.json()["image"]).size == (96, 128)
+        assert client.get("/api/person").status_code == 404
+
+
+def test_batch_items_fail_alone(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    register_garment(client, "dress", category="dresses")  # the person has no dresses mask
+    register_garment(client, "jacket")
+    response = client.post(
+        "/api/fitting/batch-tryon",
+        json={"clothingIds": ["shirt", "missing", "jacket", "dress"], "denoiseSteps": STEPS},
+    )
+    assert response.status_code == 200, response.text
+    results = {r["clothingId"]: r for r in response.json()["results"]}
+    assert results["shirt"]["success"] and results["jacket"]["success"]
+    assert decode(results["shirt"]["image"]).size == (96, 128)
+    assert not results["missing"]["success"] and "NotRegistered" in results["missing"]["error"]
+    assert not results["dress"]["success"] and "dresses" in results["dress"]["error"]
+    assert response.json()["totalProcessingTime"] > 0
