@@ -1,0 +1,141 @@
+"""Bad requests get a clear 4xx, and the server is unharmed afterwards."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import httpx
+import pytest
+
+from tests.api.live import (
+    STEPS,
+    LiveServer,
+    b64_png,
+    garment_image,
+    person_images,
+    png_bytes,
+)
+
+
+def huge_png_header(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG that declares width x height (an IHDR and an empty image stream): decoding it would
+    need gigabytes, reading its header costs nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def assert_clear_4xx(response: httpx.Response, status: int, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] and body["detail"]
+    for word in words:
+        assert word in body["detail"], body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (
+            {"clothingId": "shirt", "denoiseSteps": 0},
+            ["denoiseSteps", "greater than or equal to 1"],
+        ),
+        ({"clothingId": "shirt", "denoiseSteps": 1000}, ["denoiseSteps", "less than or equal"]),
+        ({"clothingId": "shirt", "category": "hats"}, ["category"]),
+        ({"clothingId": "shirt", "scheduler": "magic"}, ["scheduler"]),
+        ({"clothingId": "../../etc/passwd"}, ["clothing_id"]),
+        ({"clothingId": "shirt", "extra": 1}, ["extra"]),
+        ({}, ["clothingId", "Field required"]),
+    ],
+)
+def test_v2_rejects_bad_fields(
+    user: tuple[httpx.Client, str], body: dict, words: list[str]
+) -> None:
+    client, _ = user
+    response = client.post("/api/fitting/single-item-tryon-v2", json=body)
+    assert_clear_4xx(response, 422, *words)
+
+
+def test_batch_rejects_empty_and_oversized_lists(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    empty = client.post("/api/fitting/batch-tryon", json={"clothingIds": []})
+    assert_clear_4xx(empty, 422, "clothingIds")
+    too_many = [f"c{i}" for i in range(11)]  # VTON_MAX_BATCH_ITEMS is 10
+    oversized = client.post("/api/fitting/batch-tryon", json={"clothingIds": too_many})
+    assert_clear_4xx(oversized, 422, "at most 10")
+    twice = client.post("/api/fitting/batch-tryon", json={"clothingIds": ["shirt", "shirt"]})
+    assert_clear_4xx(twice, 422, "twice")
+
+
+def test_registration_rejects_bad_base64_and_bad_images(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    good = {"image": b64_png(garment_image()), "description": "a top", "category": "upper_body"}
+    for field, value, words in [
+        ("image", "not base64 !!", ["image", "base64"]),
+        ("image", "aGVsbG8=", ["image", "not a readable image"]),
+        ("category", "hats", ["category"]),
+        ("description", "", ["description"]),
+    ]:
+        response = client.post("/api/clothing", json={**good, field: value})
+        assert_clear_4xx(response, 422, *words)
+    images = person_images()
+    person = {
+        "image": b64_png(images["person"]),
+        "masks": {"upper_body": "%%%"},
+        "pose": b64_png(images["pose"]),
+    }
+    assert_clear_4xx(client.put("/api/person", json=person), 422, "masks.upper_body", "base64")
+
+
+def test_a_20000_px_square_png_is_refused_unread(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    body = {
+        "image": base64.b64encode(huge_png_header()).decode(),
+        "description": "a top",
+        "category": "upper_body",
+    }
+    assert_clear_4xx(client.post("/api/clothing", json=body), 422, "image", "pixels")
+
+
+def test_a_50_mb_upload_is_refused(server: LiveServer) -> None:
+    images = person_images()
+    files = {name: (f"{name}.png", png_bytes(image), "image/png") for name, image in images.items()}
+    files["garment"] = ("garment.png", b"\0" * (50 * 2**20), "image/png")
+    with server.client("big-uploader") as client:
+        response = client.post(
+            "/api/fitting/single-item-tryon", files=files, data={"description": "a top"}
+        )
+    assert_clear_4xx(response, 413, "over")
+
+
+def test_inline_rejects_a_file_that_is_not_an_image(server: LiveServer) -> None:
+    images = person_images()
+    files = {name: (f"{name}.png", png_bytes(image), "image/png") for name, image in images.items()}
+    files["garment"] = ("garment.png", b"definitely not a png", "image/png")
+    with server.client("inline-user") as client:
+        response = client.post(
+            "/api/fitting/single-item-tryon", files=files, data={"description": "a top"}
+        )
+    assert_clear_4xx(response, 422, "garment")
+
+
+def test_the_server_is_unharmed(user: tuple[httpx.Client, str], server: LiveServer) -> None:
+    test_a_50_mb_upload_is_refused(server)
+    client, _ = user
+    response = client.post(
+        "/api/fitting/single-item-tryon-v2", json={"clothingId": "shirt", "denoiseSteps": STEPS}
+    )
+    assert response.status_code == 200
+    assert httpx.get(server.url + "/ready").status_code == 200
