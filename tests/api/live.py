@@ -21,6 +21,7 @@ import uvicorn
 from PIL import Image, ImageDraw
 
 from vton.api import create_app
+from vton.api.runtime import Runtime
 from vton.api.tokens import TokenCodec
 from vton.config import Settings
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
@@ -45,7 +46,12 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.tokens = TokenCodec(SECRET)
 
-    def start(self) -> LiveServer:
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.runtime
+
+    def start(self, ready: bool = True) -> LiveServer:
+        """Serves; with `ready`, returns once /ready answers 200."""
         self._thread.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._server.started:
@@ -53,7 +59,7 @@ class LiveServer:
             time.sleep(0.02)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        while httpx.get(f"{self.url}/ready").status_code != 200:
+        while ready and httpx.get(f"{self.url}/ready").status_code != 200:
             assert time.monotonic() < deadline, httpx.get(f"{self.url}/ready").text
             time.sleep(0.1)
         return self
@@ -70,13 +76,17 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {self.token(user_id)}"} if user_id else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
-    def metric(self, name: str) -> float:
-        """The sum of a metric's samples over all labels, from /metrics."""
-        total = 0.0
-        for line in httpx.get(f"{self.url}/metrics").text.splitlines():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+    def metric(self, name: str, missing_ok: bool = False) -> float:
+        """The sum of a metric's samples (a name, or a name with its labels) from /metrics;
+        a metric not there yet is 0 with missing_ok, else an assertion error."""
+        lines = httpx.get(f"{self.url}/metrics").text.splitlines()
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith((name + "{", name + " "))
+        ]
+        assert values or missing_ok, f"no metric {name} in /metrics"
+        return sum(values)
 
 
 def make_settings(model: Path, tmp: Path, **overrides: Any) -> Settings:

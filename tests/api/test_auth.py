@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.api.live import SECRET, LiveServer, new_user, register_garment, register_person
+from vton.api.errors import Unauthorized
+from vton.api.tokens import TokenCodec
 from vton.cli import app as cli
 
 API_ROUTES = [
@@ -103,3 +105,12 @@ def test_vton_token_refuses_without_a_secret(monkeypatch: pytest.MonkeyPatch) ->
     result = CliRunner().invoke(cli, ["token", "u"])
     assert result.exit_code == 2
     assert "VTON_JWT_SECRET is not set" in result.output
+
+
+def test_dev_mode_signs_with_a_random_secret() -> None:
+    first, second = TokenCodec.from_secret(None), TokenCodec.from_secret(None)
+    assert first.dev_mode and not TokenCodec.from_secret(SECRET).dev_mode
+    token = first.mint("dev-user", 60)
+    assert first.user_id(token) == "dev-user"
+    with pytest.raises(Unauthorized):
+        second.user_id(token)
