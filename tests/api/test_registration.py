@@ -8,10 +8,12 @@ import httpx
 from PIL import Image
 
 from tests.api.live import LiveServer, new_user, register_garment, register_person
+from vton.service.catalog import results_folder
 
 
 def test_person_put_get_delete(server: LiveServer) -> None:
-    with server.client(new_user()) as client:
+    user_id = new_user()
+    with server.client(user_id) as client:
         assert client.get("/api/person").status_code == 404
         first = register_person(client, size=(120, 100))
         assert first["categories"] == ["upper_body"]
@@ -19,8 +21,15 @@ def test_person_put_get_delete(server: LiveServer) -> None:
         assert client.get("/api/person").json()["version"] == first["version"]
         second = register_person(client)
         assert second["version"] != first["version"]
+        register_garment(client, "shirt")
+        tryon = {"clothingId": "shirt", "denoiseSteps": 1}
+        assert client.post("/api/fitting/single-item-tryon-v2", json=tryon).status_code == 200
+        results = server.runtime.require().loader.store
+        assert list(results.list(results_folder(user_id)))
+
         assert client.delete("/api/person").status_code == 204
         assert client.get("/api/person").status_code == 404
+        assert not list(results.list(results_folder(user_id)))  # no images of them are kept
         assert client.delete("/api/person").status_code == 404
 
 

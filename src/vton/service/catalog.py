@@ -25,6 +25,11 @@ MAX_LISTED = 1000
 """Garments a listing returns at most."""
 
 
+def results_folder(user_id: str) -> str:
+    """The store folder of the user's try-on results (the key layout's, by its own function)."""
+    return keys.result(user_id, "0" * 16).rpartition("/")[0] + "/"
+
+
 class Catalog:
     def __init__(self, loader: ArtifactLoader, encoder: GarmentTextEncoder) -> None:
         self.loader = loader
@@ -52,9 +57,11 @@ class Catalog:
         return self.loader.person_manifest(user_id)
 
     def delete_person(self, user_id: str) -> None:
+        """Removes the person and every stored try-on result of the user (images of them)."""
         check_id("user_id", user_id)
         existed = delete_person(self.store, user_id)
         self.loader.forget_person(user_id)
+        self.store.delete_prefix(results_folder(user_id))
         if not existed:
             raise NotRegistered(f"person of user {user_id!r} is not registered")
 

@@ -175,8 +175,7 @@ class TryOnService:
             samples.append(self._sample(got, options.seed))
             cache_keys.append(result_cache_key(self._result_key(got, options.seed, diffusion)))
         job = self.scheduler.submit(user_id, samples, diffusion, cache_keys)
-        tryon = TryOn(job, kind, items, artifacts_ms, self._sources(good), started)
-        return self._keep(tryon)
+        return TryOn(job, kind, items, artifacts_ms, self._sources(good), started)
 
     def submit_inline(
         self, user_id: str, images: InlineImages, options: TryOnOptions, kind: Kind = "inline"
@@ -197,9 +196,22 @@ class TryOnService:
         job = self.scheduler.submit(user_id, [sample], self.diffusion_options(options))
         items = [PlannedItem(None, 0, finish)]
         artifacts_ms = (time.perf_counter() - started) * 1000.0
-        return self._keep(TryOn(job, kind, items, artifacts_ms, {}, started))
+        return TryOn(job, kind, items, artifacts_ms, {}, started)
 
-    # -- reading -----------------------------------------------------------------------------
+    # -- asynchronous try-ons, by job id ------------------------------------------------------
+
+    def track(self, tryon: TryOn) -> TryOn:
+        """Keeps an asynchronous try-on readable by its job id for keep_s seconds (a synchronous
+        one is answered once and needs no keeping)."""
+        now = time.monotonic()
+        with self._lock:
+            self._tryons[tryon.job.id] = (now, tryon)
+            while self._tryons:
+                oldest_id, (kept_at, _) = next(iter(self._tryons.items()))
+                if now - kept_at <= self.keep_s:
+                    break
+                del self._tryons[oldest_id]
+        return tryon
 
     def get(self, user_id: str, job_id: str) -> TryOn:
         """The user's try-on; another user's, or an unknown or expired id, is NotRegistered."""
@@ -289,14 +301,3 @@ class TryOnService:
                 ]
             )
         return sources
-
-    def _keep(self, tryon: TryOn) -> TryOn:
-        now = time.monotonic()
-        with self._lock:
-            self._tryons[tryon.job.id] = (now, tryon)
-            while self._tryons:
-                oldest_id, (kept_at, _) = next(iter(self._tryons.items()))
-                if now - kept_at <= self.keep_s:
-                    break
-                del self._tryons[oldest_id]
-        return tryon

@@ -57,7 +57,7 @@ async def submit_job(
     tryon = await run_in_threadpool(
         service.tryons.submit_reference, user, ids, body.category, body.options(), kind
     )
-    return accepted(request, tryon)
+    return accepted(request, service.tryons.track(tryon))
 
 
 @router.post("/inline", status_code=202, response_model=JobAccepted)
@@ -70,7 +70,7 @@ async def submit_inline_job(
     """Queues a v1 inline try-on (the multipart form of /api/fitting/single-item-tryon)."""
     images = await form.images()
     tryon = await run_in_threadpool(service.tryons.submit_inline, user, images, form.options)
-    return accepted(request, tryon)
+    return accepted(request, service.tryons.track(tryon))
 
 
 @router.get("/{job_id}", response_model=JobStatus)
