@@ -1,5 +1,5 @@
 """Fixtures of the API tests: `server` (one per session: S3 on moto's server, 96x128 try-ons),
-`faulty_server` (one per module that asks: local store, the engine behind a FaultyPipeline), and
+`faulty_server` (one per module that asks: local store, both engines behind FaultyPipelines), and
 `user` (a new user with a registered person and garment `shirt`)."""
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ import httpx
 import pytest
 
 from tests.api.live import (
-    FaultyPipeline,
+    FaultyServer,
     LiveServer,
     make_settings,
     new_user,
     register_garment,
     register_person,
+    start_faulty_server,
 )
 from tests.s3_server import S3TestServer
-from vton.config import Settings
-from vton.scheduler import DevicePipelines
-from vton.service.engine import DeviceEngine, load_engine
 
 
 @pytest.fixture(scope="session")
@@ -47,27 +45,20 @@ def server(
 @pytest.fixture(scope="module")
 def faulty_server(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LiveServer, FaultyPipeline]]:
-    faulty: list[FaultyPipeline] = []
-
-    def load(settings: Settings, device: str) -> DeviceEngine:
-        engine = load_engine(settings, device)
-        faulty.append(FaultyPipeline(engine.pipelines.main))
-        return DeviceEngine(
-            engine.device,
-            engine.model,
-            engine.dtype,
-            engine.fallback_dtype,
-            DevicePipelines(faulty[-1], engine.pipelines.fallback),
-        )
-
+) -> Iterator[FaultyServer]:
+    """Local store, a queue of 4, no batch window, a float32 fallback copy of the model."""
     settings = make_settings(
-        tiny_model_dir, tmp_path_factory.mktemp("faulty"), max_queue=4, batch_window_ms=0
+        tiny_model_dir,
+        tmp_path_factory.mktemp("faulty"),
+        max_queue=4,
+        batch_window_ms=0,
+        fallback_dtype="float32",
     )
-    live = LiveServer(settings, load=load).start()
-    yield live, faulty[0]
-    faulty[0].gate.set()
-    live.stop()
+    faulty = start_faulty_server(settings)
+    yield faulty
+    faulty.main.reset()
+    faulty.fallback.reset()
+    faulty.server.stop()
 
 
 @pytest.fixture

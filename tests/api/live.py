@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from vton.api.runtime import Runtime
 from vton.api.tokens import TokenCodec
 from vton.config import Settings
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
+from vton.scheduler import DevicePipelines
+from vton.service.engine import DeviceEngine, load_engine
 
 SECRET = "test-secret-" + "x" * 40
 STEPS = 2
@@ -112,7 +115,8 @@ def make_settings(model: Path, tmp: Path, **overrides: Any) -> Settings:
 
 class FaultyPipeline:
     """The real pipeline, behind a gate (clear it to hold the worker: `blocked` is set while a
-    call waits) and an injected CUDA out-of-memory for calls of more than `oom_above` samples."""
+    call waits), with an injected CUDA out-of-memory for calls of more than `oom_above` samples
+    and, with `nan`, images that are all NaN."""
 
     def __init__(self, inner: Callable[..., list[TryOnOutput]]) -> None:
         self.inner = inner
@@ -120,7 +124,14 @@ class FaultyPipeline:
         self.gate.set()
         self.blocked = threading.Event()
         self.oom_above: int | None = None
+        self.nan = False
         self.batch_sizes: list[int] = []
+
+    def reset(self) -> None:
+        self.gate.set()
+        self.oom_above = None
+        self.nan = False
+        self.batch_sizes.clear()
 
     def __call__(
         self,
@@ -135,7 +146,36 @@ class FaultyPipeline:
             self.blocked.set()
             assert self.gate.wait(WAIT_S), "the test never opened the gate"
             self.blocked.clear()
-        return self.inner(samples, options, on_step)
+        outputs = self.inner(samples, options, on_step)
+        if self.nan:
+            outputs = [replace(o, image=torch.full_like(o.image, float("nan"))) for o in outputs]
+        return outputs
+
+
+@dataclass
+class FaultyServer:
+    """A LiveServer whose engine and fallback engine are FaultyPipelines."""
+
+    server: LiveServer
+    main: FaultyPipeline
+    fallback: FaultyPipeline
+
+
+def start_faulty_server(settings: Settings) -> FaultyServer:
+    """A server on `settings` (give it a fallback_dtype) with both pipelines wrapped."""
+    wrapped: list[FaultyPipeline] = []
+
+    def load(settings: Settings, device: str) -> DeviceEngine:
+        engine = load_engine(settings, device)
+        assert engine.pipelines.fallback is not None, "set fallback_dtype"
+        wrapped.extend(
+            [FaultyPipeline(engine.pipelines.main), FaultyPipeline(engine.pipelines.fallback)]
+        )
+        pipelines = DevicePipelines(wrapped[0], wrapped[1])
+        return replace(engine, pipelines=pipelines)
+
+    server = LiveServer(settings, load=load).start()
+    return FaultyServer(server, *wrapped)
 
 
 # -- images and registration -------------------------------------------------------------------

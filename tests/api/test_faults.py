@@ -1,9 +1,11 @@
 """Overload and failure through the real server: a full queue answers 429 with Retry-After,
-cancellation works queued and running, an injected CUDA out-of-memory splits the batch."""
+cancellation works queued and running, an injected CUDA out-of-memory splits the batch, a
+non-finite image is retried in the fallback precision or fails clearly, a deadline answers 504."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,33 +13,36 @@ import pytest
 from tests.api.live import (
     WAIT_S,
     FaultyPipeline,
-    LiveServer,
+    FaultyServer,
+    make_settings,
     new_user,
     register_garment,
     register_person,
+    start_faulty_server,
 )
 from tests.api.test_jobs import wait_job
 
-Faulty = tuple[LiveServer, FaultyPipeline]
+
+def registered_client(faulty: FaultyServer) -> httpx.Client:
+    client = faulty.server.client(new_user())
+    register_person(client)
+    for clothing_id in ("a", "b", "c", "d"):
+        register_garment(client, clothing_id)
+    return client
 
 
 @pytest.fixture
-def client(faulty_server: Faulty) -> Iterator[httpx.Client]:
-    server, faulty = faulty_server
-    with server.client(new_user()) as client:
-        register_person(client)
-        for clothing_id in ("a", "b", "c", "d"):
-            register_garment(client, clothing_id)
-        yield client
-    faulty.gate.set()
-    faulty.oom_above = None
+def client(faulty_server: FaultyServer) -> Iterator[httpx.Client]:
+    client = registered_client(faulty_server)
+    yield client
+    client.close()
+    faulty_server.main.reset()
+    faulty_server.fallback.reset()
 
 
 def submit(client: httpx.Client, seed: int, **body: object) -> httpx.Response:
-    return client.post(
-        "/api/jobs",
-        json={"type": "single", "clothingId": "a", "denoiseSteps": 2, "seed": seed, **body},
-    )
+    job = {"type": "single", "clothingId": "a", "denoiseSteps": 2, "seed": seed, **body}
+    return client.post("/api/jobs", json=job)
 
 
 def hold_worker(client: httpx.Client, faulty: FaultyPipeline) -> str:
@@ -49,10 +54,9 @@ def hold_worker(client: httpx.Client, faulty: FaultyPipeline) -> str:
 
 
 def test_a_full_queue_answers_429_with_retry_after(
-    faulty_server: Faulty, client: httpx.Client
+    faulty_server: FaultyServer, client: httpx.Client
 ) -> None:
-    _, faulty = faulty_server
-    running = hold_worker(client, faulty)
+    running = hold_worker(client, faulty_server.main)
     queued = [submit(client, seed=i) for i in range(4)]  # VTON_MAX_QUEUE is 4
     assert all(r.status_code == 202 for r in queued), [r.text for r in queued]
     full = submit(client, seed=99)
@@ -62,15 +66,16 @@ def test_a_full_queue_answers_429_with_retry_after(
     sync = client.post("/api/fitting/single-item-tryon-v2", json={"clothingId": "b", "seed": 98})
     assert sync.status_code == 429
 
-    faulty.gate.set()
+    faulty_server.main.gate.set()
     for job in [running, *(r.json()["jobId"] for r in queued)]:
         assert wait_job(client, job)["state"] == "succeeded"
     assert submit(client, seed=97).status_code == 202
 
 
-def test_cancel_a_queued_and_a_running_job(faulty_server: Faulty, client: httpx.Client) -> None:
-    _, faulty = faulty_server
-    running = hold_worker(client, faulty)
+def test_cancel_a_queued_and_a_running_job(
+    faulty_server: FaultyServer, client: httpx.Client
+) -> None:
+    running = hold_worker(client, faulty_server.main)
     queued = submit(client, seed=1).json()["jobId"]
     other = submit(client, seed=2).json()["jobId"]
 
@@ -78,7 +83,7 @@ def test_cancel_a_queued_and_a_running_job(faulty_server: Faulty, client: httpx.
     assert cancelled.status_code == 200
     assert cancelled.json()["state"] == "cancelled"
     assert client.delete(f"/api/jobs/{running}").json()["state"] == "cancelled"
-    faulty.gate.set()
+    faulty_server.main.gate.set()
 
     assert wait_job(client, other)["state"] == "succeeded"
     for job in (queued, running):
@@ -88,17 +93,58 @@ def test_cancel_a_queued_and_a_running_job(faulty_server: Faulty, client: httpx.
 
 
 def test_injected_oom_splits_the_batch_and_every_item_succeeds(
-    faulty_server: Faulty, client: httpx.Client
+    faulty_server: FaultyServer, client: httpx.Client
 ) -> None:
-    server, faulty = faulty_server
-    splits_before = server.metric("vton_batch_splits_total")
-    faulty.oom_above = 1
-    faulty.batch_sizes.clear()
+    server, main = faulty_server.server, faulty_server.main
+    splits_before = server.metric("vton_batch_splits_total", missing_ok=True)
+    main.oom_above = 1
     response = client.post(
         "/api/fitting/batch-tryon", json={"clothingIds": ["a", "b", "c", "d"], "denoiseSteps": 2}
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["success"] for r in results] == [True] * 4, results
-    assert faulty.batch_sizes[0] == 4 and faulty.batch_sizes.count(1) == 4
+    assert main.batch_sizes[0] == 4 and main.batch_sizes.count(1) == 4
     assert server.metric("vton_batch_splits_total") >= splits_before + 3
+
+
+def test_a_non_finite_image_is_retried_in_the_fallback(
+    faulty_server: FaultyServer, client: httpx.Client
+) -> None:
+    faulty_server.main.nan = True
+    body = {"clothingId": "a", "denoiseSteps": 2, "seed": 4242}
+    response = client.post("/api/fitting/single-item-tryon-v2", json=body)
+    assert response.status_code == 200, response.text
+    assert faulty_server.fallback.batch_sizes == [1]
+
+
+def test_a_non_finite_image_twice_fails_clearly(
+    faulty_server: FaultyServer, client: httpx.Client
+) -> None:
+    faulty_server.main.nan = faulty_server.fallback.nan = True
+    body = {"clothingId": "a", "denoiseSteps": 2, "seed": 4343}
+    response = client.post("/api/fitting/single-item-tryon-v2", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"] == "NonFiniteOutput"
+    assert "non-finite or all black" in response.json()["detail"]
+
+
+def test_past_the_deadline_a_request_answers_504(tiny_model_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(
+        tiny_model_dir, tmp_path, request_timeout_s=1, fallback_dtype="float32", warmup=False
+    )
+    faulty = start_faulty_server(settings)
+    try:
+        client = registered_client(faulty)
+        faulty.main.gate.clear()
+        body = {"clothingId": "a", "denoiseSteps": 2}
+        response = client.post("/api/fitting/single-item-tryon-v2", json=body)
+        client.close()
+        assert response.status_code == 504
+        assert response.json() == {
+            "error": "JobTimeout",
+            "detail": "no result within the 1 s deadline",
+        }
+    finally:
+        faulty.main.gate.set()
+        faulty.server.stop()
