@@ -34,8 +34,9 @@ def timings(tryon: TryOn, view: ItemView, total_ms: float) -> Timings:
     )
 
 
-def error_text(view: ItemView) -> str | None:
-    return None if view.error is None else f"{type(view.error).__name__}: {view.error}"
+def describe(error: Exception | None) -> str | None:
+    """`Type: message`, the form every error takes inside a response body."""
+    return None if error is None else f"{type(error).__name__}: {error}"
 
 
 def single_response(tryon: TryOn, view: ItemView, png: bytes) -> TryOnResponse:
@@ -56,7 +57,7 @@ def batch_response(tryon: TryOn, views: list[ItemView]) -> BatchTryOnResponse:
             success=view.png is not None,
             image=b64(view.png) if view.png is not None else None,
             processing_time=total,
-            error=error_text(view),
+            error=describe(view.error),
             result_cached=bool(view.result and view.result.cached),
             timings=timings(tryon, view, total) if view.png is not None else None,
         )
@@ -77,9 +78,7 @@ def job_status(tryon: TryOn, views: list[ItemView]) -> JobStatus:
         state=snapshot.state,
         step=snapshot.step,
         total_steps=snapshot.total_steps,
-        error=None
-        if snapshot.error is None
-        else f"{type(snapshot.error).__name__}: {snapshot.error}",
+        error=describe(snapshot.error),
         created_at=snapshot.created_at,
         started_at=snapshot.started_at,
         finished_at=snapshot.finished_at,
@@ -94,7 +93,7 @@ def job_item(tryon: TryOn, index: int, view: ItemView, total_ms: float) -> JobIt
         state=view.state,
         success=view.state is JobState.SUCCEEDED,
         image=b64(view.png) if view.png is not None else None,
-        error=error_text(view),
+        error=describe(view.error),
         result_cached=bool(view.result and view.result.cached),
         timings=timings(tryon, view, total_ms) if view.png is not None else None,
     )

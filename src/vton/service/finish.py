@@ -33,24 +33,21 @@ class Finish:
     framing: Framing
 
     @property
-    def changes_image(self) -> bool:
-        return self.paste_back or self._reframes
-
-    @property
-    def _reframes(self) -> bool:
-        return self.framing == "original" and self.fit is not None
+    def original_fit(self) -> Fit | None:
+        """The fit to undo: only for the original framing of a photo whose fit is recorded."""
+        return self.fit if self.framing == "original" else None
 
     def apply(self, png: bytes) -> bytes:
         """The engine's PNG finished: unchanged when nothing applies (no re-encoding)."""
-        if not self.changes_image:
+        fit = self.original_fit
+        if not self.paste_back and fit is None:
             return png
         with Image.open(BytesIO(png)) as opened:
             image = opened.convert("RGB")
         if self.paste_back:
             image = paste_back(image, self.person, self.mask)
-        if self._reframes:
-            assert self.fit is not None
-            image = undo_fit(image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), self.fit)
+        if fit is not None:
+            image = undo_fit(image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), fit)
         return encode_png(image)
 
 

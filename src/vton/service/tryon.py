@@ -177,9 +177,7 @@ class TryOnService:
         job = self.scheduler.submit(user_id, samples, diffusion, cache_keys)
         return TryOn(job, kind, items, artifacts_ms, self._sources(good), started)
 
-    def submit_inline(
-        self, user_id: str, images: InlineImages, options: TryOnOptions, kind: Kind = "inline"
-    ) -> TryOn:
+    def submit_inline(self, user_id: str, images: InlineImages, options: TryOnOptions) -> TryOn:
         """One try-on of uploaded images; nothing is stored or cached."""
         started = time.perf_counter()
         person, fit = fit_photo(images.person)
@@ -196,7 +194,7 @@ class TryOnService:
         job = self.scheduler.submit(user_id, [sample], self.diffusion_options(options))
         items = [PlannedItem(None, 0, finish)]
         artifacts_ms = (time.perf_counter() - started) * 1000.0
-        return TryOn(job, kind, items, artifacts_ms, {}, started)
+        return TryOn(job, "inline", items, artifacts_ms, {}, started)
 
     # -- asynchronous try-ons, by job id ------------------------------------------------------
 

@@ -26,7 +26,7 @@ from vton.api.schemas.fitting import (
 from vton.api.uploads import InlineForm
 from vton.config import Settings
 from vton.errors import InvalidInput
-from vton.scheduler import JobTimeout
+from vton.scheduler import EngineFailed, JobTimeout
 from vton.service.tryon import ItemView, TryOn
 
 PNG = {200: {"content": {"image/png": {}}, "description": "JSON, or PNG with Accept: image/png"}}
@@ -52,7 +52,7 @@ def answer_single(request: Request, tryon: TryOn, views: list[ItemView]) -> Resp
     annotate(request, **presenters.log_fields(tryon, views))
     (view,) = views
     if view.png is None:
-        raise view.error or tryon.job.snapshot().error or InvalidInput("no result")
+        raise view.error or tryon.job.snapshot().error or EngineFailed("ended without an image")
     body = presenters.single_response(tryon, view, view.png)
     if "image/png" in request.headers.get("accept", ""):
         server_timing = ", ".join(
