@@ -21,6 +21,14 @@ from vton.engine.text import PromptEncoder
 from vton.engine.types import DiffusionOptions, TextEmbeddings, TryOnSample
 
 T = TypeVar("T")
+VAE_CHUNK = 4  # images per VAE call: the fp32 VAE at 1024x768 needs ~2 GiB of activations each
+
+
+def in_chunks(
+    batch: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], size: int = VAE_CHUNK
+) -> torch.Tensor:
+    """fn over slices of the batch axis, concatenated: bounded memory, same per-row result."""
+    return torch.cat([fn(batch[i : i + size]) for i in range(0, batch.shape[0], size)])
 
 
 def tensor_bytes(obj: object) -> int:
@@ -111,8 +119,8 @@ class ConditioningEncoder:
         """Latent distribution MEAN times the scaling factor (computed in the VAE's dtype)."""
         vae = self.model.vae
         pixels = pixels.to(self.model.device, self.model.vae_dtype)
-        latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
-        return latents.to(self.model.dtype)
+        latents = in_chunks(pixels, lambda chunk: vae.encode(chunk).latent_dist.mean)
+        return (latents * vae.config.scaling_factor).to(self.model.dtype)
 
     @torch.no_grad()
     def image_states(self, pixels: torch.Tensor) -> torch.Tensor:

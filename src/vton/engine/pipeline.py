@@ -16,10 +16,11 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from vton.engine.checkpoint import TryOnModel
-from vton.engine.conditioning import BatchConditioning, ConditioningEncoder
-from vton.engine.images import to_pil
+from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
+from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.schedulers import STEP_KWARGS, build_scheduler
+from vton.engine.step import CudaGraphSteps, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
 
@@ -36,6 +37,8 @@ class TryOnPipeline:
         self.optimization_status = apply_optimizations(model, self.optimizations)
         cache_bytes = CONDITIONING_CACHE_BYTES if self.optimizations.cache_conditioning else 0
         self.conditioning = ConditioningEncoder(model, cache_bytes=cache_bytes)
+        use_graphs = self.optimizations.cuda_graphs and model.device.type == "cuda"
+        self.graphs = CudaGraphSteps(model) if use_graphs else None
 
     # -- 1. inputs --------------------------------------------------------------------------
 
@@ -100,30 +103,27 @@ class TryOnPipeline:
         step_kwargs = self._step_kwargs(scheduler, options.scheduler, generators)
         latents = latents * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
-        bank = model.bank
         for i, t in enumerate(timesteps):
-            bank.clear()
-            bank.guidance, bank.index = guidance, cond.garment_index
-            model.garment_net(cond.cloth_latents, t, encoder_hidden_states=cond.cloth_context)
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
                 [latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], dim=1
             )
-            noise = model.tryon_net(
-                latent_in,
-                t,
-                encoder_hidden_states=cond.context,
-                added_cond_kwargs={"text_embeds": cond.text_embeds, "time_ids": cond.time_ids},
-            ).sample
+            noise = self.networks(latent_in, t, cond, guidance)
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
             latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
             if on_step is not None:
                 on_step(i + 1, len(timesteps))
-        bank.clear()
         return latents
+
+    def networks(
+        self, latent_in: torch.Tensor, t: torch.Tensor, cond: BatchConditioning, guidance: bool
+    ) -> torch.Tensor:
+        if self.graphs is not None:
+            return self.graphs(latent_in, t, cond, guidance)
+        return run_networks(self.model, latent_in, t, cond, guidance)
 
     @staticmethod
     def _step_kwargs(scheduler, name: str, generators: list[torch.Generator]) -> dict:
@@ -135,10 +135,12 @@ class TryOnPipeline:
     # -- 5. decoding -------------------------------------------------------------------------
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in [-1, 1] (float32) and as 8-bit (converted on the device), both on the CPU."""
         vae = self.model.vae
         latents = latents.to(self.model.vae_dtype) / vae.config.scaling_factor
-        return vae.decode(latents).sample.clamp(-1, 1).float().cpu()
+        images = in_chunks(latents, lambda chunk: vae.decode(chunk).sample).clamp(-1, 1).float()
+        return images.cpu(), to_uint8(images).cpu()
 
     # -- the entry point ---------------------------------------------------------------------
 
@@ -165,8 +167,11 @@ class TryOnPipeline:
             latents = self.denoise(latents, cond, options, generators, guidance, on_step)
         # 5. Decode
         with self._timed(timings, "decode"):
-            images = self.decode(latents)
-        return [TryOnOutput(image=img, pil=to_pil(img), timings_ms=dict(timings)) for img in images]
+            images, pixels = self.decode(latents)
+        return [
+            TryOnOutput(image=image, pil=to_pil(image_pixels), timings_ms=dict(timings))
+            for image, image_pixels in zip(images, pixels, strict=True)
+        ]
 
     @contextmanager
     def _timed(self, timings: dict[str, float], phase: str) -> Iterator[None]:

@@ -1,0 +1,458 @@
+"""Full-size IDM-VTON on one GPU: the original implementation's way (BASELINE) against the
+optimised engine, on identical inputs and noise, in one process. Prints a table last and writes
+details to $OUT (or ./var/bench). Run: PYTHONPATH=src:. python bench/gpu_bench.py [--compile]
+
+Baseline = EngineOptimizations.reference(): eager fp16, GarmentNet in full every step, TryonNet
+self-attention with queries for the garment tokens too, conditioning re-encoded per request, the
+VAE in fp32 as its config says (no TF32), garments one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.fullsize import build_fullsize_model
+from vton.engine.images import to_pil
+from vton.engine.optimize import EngineOptimizations
+from vton.engine.pipeline import TryOnPipeline
+from vton.engine.runtime import quiet_model_libraries
+from vton.engine.types import DiffusionOptions, TryOnSample
+
+PNG_POOL = ThreadPoolExecutor(max_workers=8)
+W, H = (96, 128) if os.environ.get("BENCH_SMOKE") else (768, 1024)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+OUT = Path(os.environ.get("OUT", "var/bench"))
+rows: list[tuple[str, str, str, str]] = []  # (measure, baseline, optimised, note)
+details: dict[str, object] = {}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall seconds of fn() (the GPU synchronised) after warm-up."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def noise_image(seed: int, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    shape = (H, W, 3) if mode == "RGB" else (H, W)
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode)
+
+
+def make_sample(person: int, garment: int, keyed: bool, seed: int = 42) -> TryOnSample:
+    return TryOnSample(
+        person=PERSONS[person][0],
+        mask=PERSONS[person][1],
+        pose=PERSONS[person][2],
+        garment=GARMENTS[garment],
+        description=f"a garment number {garment}",
+        seed=seed,
+        person_key=f"p{person}:v1" if keyed else None,
+        garment_key=f"g{garment}:v1" if keyed else None,
+    )
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def tryon(pipeline: TryOnPipeline, samples: list[TryOnSample], steps: int) -> list[bytes]:
+    """Server time from artifacts to PNG bytes (encoded in parallel threads: zlib drops the GIL)."""
+    outputs = pipeline(samples, DiffusionOptions(steps=steps, height=H, width=W))
+    return list(PNG_POOL.map(png_bytes, [o.pil for o in outputs]))
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 8192) -> float:
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn(n, n, device="cuda", dtype=dtype)
+    seconds = timed(lambda: a @ b, repeats=20, warmup=3)
+    return 2 * n**3 / seconds / 1e12
+
+
+def one_step_inputs(pipeline: TryOnPipeline, batch: int):
+    samples = [make_sample(i % len(PERSONS), i % len(GARMENTS), keyed=False) for i in range(batch)]
+    options = DiffusionOptions(steps=1, height=H, width=W)
+    cond = pipeline.conditioning.assemble(samples, options, guidance=True, dedupe_garments=False)
+    latents = torch.randn(
+        batch,
+        4,
+        H // 8,
+        W // 8,
+        device=DEVICE,
+        dtype=pipeline.model.dtype,
+        generator=torch.Generator(DEVICE).manual_seed(0),
+    )
+    return cond, latents
+
+
+@torch.no_grad()
+def garment_step(pipeline: TryOnPipeline, cond, t: int = 500) -> None:
+    model = pipeline.model
+    model.bank.clear()
+    model.bank.guidance, model.bank.index = True, cond.garment_index
+    model.garment_net(cond.cloth_latents, t, encoder_hidden_states=cond.cloth_context)
+
+
+@torch.no_grad()
+def tryon_step(pipeline: TryOnPipeline, cond, latents, t: int = 500) -> torch.Tensor:
+    model = pipeline.model
+    latent_in = torch.cat([latents, latents])
+    latent_in = torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
+    return model.tryon_net(
+        latent_in,
+        t,
+        encoder_hidden_states=cond.context,
+        added_cond_kwargs={"text_embeds": cond.text_embeds, "time_ids": cond.time_ids},
+    ).sample
+
+
+def eager_step(pipeline, cond, latents) -> torch.Tensor:
+    garment_step(pipeline, cond)
+    return tryon_step(pipeline, cond, latents)
+
+
+def full_step(pipeline, cond, latents) -> torch.Tensor:
+    """GarmentNet + TryonNet as the pipeline runs them (a CUDA graph where enabled)."""
+    latent_in = torch.cat([latents, latents])
+    latent_in = torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
+    return pipeline.networks(latent_in, torch.tensor(500, device=latents.device), cond, True)
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops() / 1e12
+
+
+def phase_split(pipeline: TryOnPipeline, label: str) -> dict[str, float]:
+    """Per-phase milliseconds at batch 1 (median of repeats)."""
+
+    cond, latents = one_step_inputs(pipeline, 1)
+    phases = {
+        "garmentnet_ms": timed(lambda: garment_step(pipeline, cond), repeats=10) * 1e3,
+        "tryonnet_ms": timed(lambda: eager_step(pipeline, cond, latents), repeats=10) * 1e3,
+        "step_as_run_ms": timed(lambda: full_step(pipeline, cond, latents), repeats=10) * 1e3,
+        "vae_decode_ms": timed(lambda: pipeline.decode(latents), repeats=5) * 1e3,
+    }
+    phases["tryonnet_ms"] -= phases["garmentnet_ms"]
+    sample = [make_sample(0, 0, keyed=False)]
+    options = DiffusionOptions(steps=1, height=H, width=W)
+    phases["encoders_ms"] = (
+        timed(lambda: pipeline.conditioning.assemble(sample, options, True), repeats=5) * 1e3
+    )
+    image = pipeline.decode(latents)[0][0]
+
+    pil = to_pil(image)
+    phases["host_to_pil_ms"] = timed(lambda: to_pil(image), repeats=5, warmup=1) * 1e3
+    phases["host_png_ms"] = timed(lambda: png_bytes(pil), repeats=5, warmup=1) * 1e3
+    flops = {
+        "garmentnet_tflop": count_flops(lambda: garment_step(pipeline, cond)),
+        "tryonnet_tflop": count_flops(lambda: tryon_step(pipeline, cond, latents)),
+    }
+    details[f"phases_{label}"] = {**phases, **flops}
+
+    return {**phases, **flops}
+
+
+def step_variants(pipeline: TryOnPipeline) -> dict[str, float]:
+    """One denoising step (GarmentNet + TryonNet), each switch changed alone from the optimised
+    setting, at batch 1 and 8: median milliseconds. (channels_last is not toggled here: moving
+    weights after a CUDA graph captured them would leave the graph reading freed memory.)"""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from vton.engine.attention import TryonSelfAttentionProcessor
+
+    model = pipeline.model
+    processors = [
+        p
+        for p in model.tryon_net.attn_processors.values()
+        if isinstance(p, TryonSelfAttentionProcessor)
+    ]
+    out: dict[str, float] = {}
+    for batch in (1, 8):
+        cond, latents = one_step_inputs(pipeline, batch)
+
+        def step(c=cond, x=latents) -> torch.Tensor:
+            return eager_step(pipeline, c, x)
+
+        out[f"b{batch} optimised eager"] = timed(step, repeats=5) * 1e3
+        out[f"b{batch} optimised cuda graph"] = (
+            timed(lambda c=cond, x=latents: full_step(pipeline, c, x), repeats=5) * 1e3
+        )
+        for name, backend in (
+            ("flash", SDPBackend.FLASH_ATTENTION),
+            ("cudnn", SDPBackend.CUDNN_ATTENTION),
+            ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+        ):
+            try:
+                with sdpa_kernel([backend]):
+                    out[f"b{batch} sdpa={name}"] = timed(step, repeats=5) * 1e3
+            except RuntimeError as exc:
+                log(f"sdpa {name} unavailable: {exc}")
+        for p in processors:
+            p.person_queries_only = False
+        out[f"b{batch} garment queries too"] = timed(step, repeats=5) * 1e3
+        for p in processors:
+            p.person_queries_only = True
+    for key, value in out.items():
+        log(f"step variant {key}: {value:.1f} ms")
+    details["step_variants_ms"] = out
+    return out
+
+
+def psnr(a: bytes, b: bytes) -> tuple[int, float]:
+    x = np.asarray(Image.open(io.BytesIO(a)), dtype=np.float64)
+    y = np.asarray(Image.open(io.BytesIO(b)), dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return int(np.abs(x - y).max()), (math.inf if mse == 0 else 10 * math.log10(255**2 / mse))
+
+
+def measure_all(
+    pipeline: TryOnPipeline, keyed: bool, batched: bool, label: str
+) -> dict[str, object]:
+    r: dict[str, object] = {}
+    one = [make_sample(0, 0, keyed)]
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    r["png20"] = tryon(pipeline, one, 20)  # also warms caches
+    r["peak_gib_b1"] = torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
+    r["t20"] = timed(lambda: tryon(pipeline, one, 20), repeats=3, warmup=0)
+    log(f"[{label}] one try-on 20 steps: {r['t20']:.3f}s")
+    r["t30"] = timed(lambda: tryon(pipeline, one, 30), repeats=2, warmup=0)
+    log(f"[{label}] one try-on 30 steps: {r['t30']:.3f}s")
+    for n in (3, 10):
+        garments = [make_sample(0, g, keyed, seed=g) for g in range(n)]
+
+        def run(gs: list[TryOnSample] = garments) -> object:
+            if batched:
+                return tryon(pipeline, gs, 20)
+            return [tryon(pipeline, [g], 20) for g in gs]
+
+        r[f"g{n}"] = timed(run, repeats=1, warmup=1 if batched else 0)
+        log(f"[{label}] {n} garments, one person: {r[f'g{n}']:.3f}s")
+    if batched:
+        for b in (1, 2, 4, 8, 16):
+            mixed = [
+                make_sample(i % len(PERSONS), i % len(GARMENTS), keyed, seed=i) for i in range(b)
+            ]
+            seconds = timed(lambda m=mixed: tryon(pipeline, m, 20), repeats=1, warmup=1)
+            r[f"tput{b}"] = b / seconds
+            log(f"[{label}] throughput batch {b}: {r[f'tput{b}']:.2f} try-ons/s")
+    return r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--compile", action="store_true", help="also torch.compile the UNets")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
+    parser.add_argument("--variants-only", action="store_true", help="per-step switches only")
+    parser.add_argument("--variants", action="store_true", help="also time per-step switches")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    quiet_model_libraries()
+    smoke = DEVICE != "cuda"
+    card = "cpu smoke test (tiny model)" if smoke else torch.cuda.get_device_name()
+    dtype = torch.float32 if smoke else getattr(torch, args.dtype)
+    log(f"card: {card}, torch {torch.__version__}, dtype {args.dtype}")
+    rates = {"float16": 1.0, "bfloat16": 1.0}
+    if not smoke:
+        rates = {d: matmul_rate(getattr(torch, d)) for d in ("float16", "bfloat16")}
+    log(f"matmul rate: {rates}")
+
+    start = time.perf_counter()
+    model = smoke_model() if smoke else build_fullsize_model(dtype)
+    sync()
+    build_s = time.perf_counter() - start
+    log(f"built full-size model in {build_s:.1f}s")
+
+    global PERSONS, GARMENTS
+    PERSONS = [
+        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
+    ]
+    GARMENTS = [noise_image(300 + i) for i in range(16)]
+
+    if args.variants_only:
+        step_variants(TryOnPipeline(model, EngineOptimizations(channels_last=False)))
+        (OUT / "variants.json").write_text(json.dumps(details, indent=2))
+        return
+
+    # ---- BASELINE ----
+    baseline = TryOnPipeline(model, EngineOptimizations.reference())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    cond, latents = one_step_inputs(baseline, 1)
+    reference_noise = eager_step(baseline, cond, latents).float()
+    base_phases = phase_split(baseline, "baseline")
+    base = measure_all(baseline, keyed=False, batched=False, label="baseline")
+
+    # ---- OPTIMISED ----
+    start = time.perf_counter()
+    opts = EngineOptimizations(channels_last=False, compile=args.compile)
+    optimised = TryOnPipeline(model, opts)
+    for status in optimised.optimization_status:
+        log(status.line())
+    sample = [make_sample(0, 0, keyed=True)]
+    tryon(optimised, sample, 2)  # warm-up (compiles when asked)
+    warm_s = time.perf_counter() - start
+    noise = full_step(optimised, cond, latents).float()
+    graph_vs_eager = float((noise - eager_step(optimised, cond, latents).float()).abs().max())
+    log(f"cuda graph vs eager, same inputs: max abs difference {graph_vs_eager:.2e}")
+    details["graph_vs_eager_max_abs"] = graph_vs_eager
+    step_rel = float((noise - reference_noise).norm() / reference_noise.norm())
+    finite = bool(torch.isfinite(reference_noise).all())
+    log(
+        f"one step noise prediction, optimised vs baseline: rel L2 {step_rel:.2e} (finite={finite})"
+    )
+    if args.variants:
+        step_variants(optimised)
+    opt_phases = phase_split(optimised, "optimised")
+    opt = measure_all(optimised, keyed=True, batched=True, label="optimised")
+    max_abs, image_psnr = psnr(base["png20"][0], opt["png20"][0])
+
+    peak = rates[args.dtype]
+    step_tflop = opt_phases["garmentnet_tflop"] + opt_phases["tryonnet_tflop"]
+
+    def achieved(tput: float) -> float:  # useful TFLOP/s at a throughput (20 steps + decode)
+        return tput * (20 * step_tflop) / peak * 100
+
+    def add(name, b, o, note=""):
+        rows.append((name, b, o, note))
+
+    add(
+        "one try-on, 20 steps (s)",
+        f"{base['t20']:.3f}",
+        f"{opt['t20']:.3f}",
+        f"x{base['t20'] / opt['t20']:.2f}",
+    )
+    add(
+        "one try-on, 30 steps (s)",
+        f"{base['t30']:.3f}",
+        f"{opt['t30']:.3f}",
+        f"x{base['t30'] / opt['t30']:.2f}",
+    )
+    add(
+        "3 garments, 1 person (s)",
+        f"{base['g3']:.3f}",
+        f"{opt['g3']:.3f}",
+        "baseline one after another",
+    )
+    add(
+        "10 garments, 1 person (s)",
+        f"{base['g10']:.3f}",
+        f"{opt['g10']:.3f}",
+        f"x{base['g10'] / opt['g10']:.2f}",
+    )
+    for b in (1, 2, 4, 8, 16):
+        add(
+            f"throughput batch {b} (try-ons/s)",
+            f"{1 / base['t20']:.2f}",
+            f"{opt[f'tput{b}']:.2f}",
+            f"{achieved(opt[f'tput{b}']):.0f}% of matmul peak",
+        )
+    for key in (
+        "garmentnet_ms",
+        "tryonnet_ms",
+        "step_as_run_ms",
+        "vae_decode_ms",
+        "encoders_ms",
+        "host_to_pil_ms",
+        "host_png_ms",
+    ):
+        add(
+            f"phase {key}",
+            f"{base_phases[key]:.1f}",
+            f"{opt_phases[key]:.1f}",
+            "batch 1, per step" if ("net" in key or "step" in key) else "",
+        )
+    for key in ("garmentnet_tflop", "tryonnet_tflop"):
+        add(
+            f"FLOPs {key}", f"{base_phases[key]:.2f}", f"{opt_phases[key]:.2f}", "one step, batch 1"
+        )
+    add("peak memory batch 1 (GiB)", f"{base['peak_gib_b1']:.1f}", f"{opt['peak_gib_b1']:.1f}")
+    add(
+        "start-up (s)",
+        f"{build_s:.1f} build",
+        f"{warm_s:.1f} optimise+warm-up",
+        "random weights, no load",
+    )
+    add("step noise rel L2 vs baseline", "-", f"{step_rel:.2e}", "target < 1e-2")
+    add(
+        "final image max abs / PSNR (8-bit)",
+        "-",
+        f"{max_abs} / {image_psnr:.1f} dB",
+        "20 steps, same seed",
+    )
+
+    details.update(
+        {
+            "card": card,
+            "torch": torch.__version__,
+            "dtype": args.dtype,
+            "matmul_tflops": rates,
+            "baseline": {k: v for k, v in base.items() if not k.startswith("png")},
+            "optimised": {k: v for k, v in opt.items() if not k.startswith("png")},
+            "step_rel_l2": step_rel,
+            "psnr": image_psnr,
+            "max_abs": max_abs,
+            "status": [s.line() for s in optimised.optimization_status],
+        }
+    )
+    (OUT / "gpu_bench.json").write_text(json.dumps(details, indent=2, default=str))
+    table = [
+        f"card: {card} | torch {torch.__version__} | {args.dtype} | matmul peak {peak:.0f} TFLOP/s",
+        "| measure | baseline | optimised | note |",
+        "| --- | --- | --- | --- |",
+    ]
+    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    (OUT / "gpu_bench.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+def smoke_model():
+    """The tiny model on the CPU: checks this script's logic where no GPU is at hand."""
+    import tempfile
+
+    from vton.engine.checkpoint import load_model
+    from vton.engine.tiny import make_tiny_model
+
+    return load_model(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
+
+
+PERSONS: list = []
+GARMENTS: list = []
+
+if __name__ == "__main__":
+    main()
