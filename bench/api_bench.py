@@ -1,10 +1,13 @@
-"""The service on CPU with the tiny model: the server's own overhead per request (client-seen
-latency minus the engine's encode + diffusion + decode) at p50 and p99, and throughput at 1, 4
-and 16 concurrent clients with batching off (VTON_MAX_BATCH=1: the baseline) and on, measured in
-the same run against a real uvicorn server on 127.0.0.1.
+"""The service end to end: the server's own overhead per request (client-seen latency minus the
+engine's encode + diffusion + decode) at p50 and p99, and throughput at 1, 4 and 16 concurrent
+clients with batching off (VTON_MAX_BATCH=1: the baseline) and on, both measured in the same run
+against real uvicorn servers on 127.0.0.1 (v2 by reference, warm caches, distinct seeds).
 
-Run: PYTHONPATH=src:. python bench/api_bench.py [--requests 32] [--steps 4] [--write-results]
-`--write-results` replaces this benchmark's section of bench/RESULTS.md.
+    PYTHONPATH=src:. python bench/api_bench.py [--write-results]             CPU, tiny model
+    PYTHONPATH=src:. python bench/api_bench.py --fullsize [--write-results]  CUDA, full-size model
+                                                                            (random weights)
+
+`--write-results` replaces the setup's section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import torch
 
 from tests.api.live import LiveServer, make_settings, register_garment, register_person
+from vton.config import Settings
+from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.tiny import make_tiny_model
+from vton.scheduler import DevicePipelines
+from vton.service import LoadEngine
+from vton.service.engine import DeviceEngine, load_engine, resolve_dtype
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-START, END = "<!-- api-bench:start -->", "<!-- api-bench:end -->"
 CONCURRENCY = (1, 4, 16)
-ROUNDS = 2
-"""Each mode is measured this many times per level, alternating; the best run is kept."""
 MODES = {
     "off": {"max_batch": 1, "batch_window_ms": 0},
     "on": {"max_batch": 8, "batch_window_ms": 20},
@@ -40,8 +46,49 @@ Reading it: overhead is everything but the engine's own phases: HTTP, auth, JSON
 artifact loading (warm caches), queueing and batching wait, PNG encoding and paste-back; at 1
 client it is the service's cost per request; with more clients it includes waiting for the
 batch ahead. With 1 client no batch can form: the two columns differ by the batch window
-(20 ms) and by noise (the machine is shared). Batching pays where a batch of n costs less than n
-single calls."""
+(20 ms) and by noise. Batching pays where a batch of n costs less than n single calls."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    title: str
+    width: int
+    height: int
+    steps: int
+    requests: int
+    rounds: int
+    """Each mode is measured this many times per level, alternating; the best run is kept."""
+    notes: str = ""
+    """Said under the table, after NOTES."""
+
+
+CPU = Setup("api-bench", "CPU, tiny model", 96, 128, 4, 32, 2)
+GPU = Setup(
+    "api-bench-gpu",
+    "CUDA, full-size model, random weights",
+    768,
+    1024,
+    20,
+    16,
+    1,
+    notes="""
+On the GPU the 1-client overhead is mostly host work on the image: the worker's PNG encoding,
+then paste-back's decode, composite and second encoding (together about 130 ms for a 768x1024
+noise image on this repo's 2-core host; images of random weights are noise, whose PNGs are
+about 3x a photo's), plus HTTP, JSON and the artifact gather. Batching gains little here because
+the full-size engine is already compute-bound at batch 1 (bench/gpu_bench.py: 0.71 try-ons/s at
+batch 1, 0.99 at batch 8).""",
+)
+
+
+def load_fullsize(settings: Settings, device: str) -> DeviceEngine:
+    """The full-size IDM-VTON (bench/fullsize.py) on `device`, without a fallback copy."""
+    from bench.fullsize import build_fullsize_model
+
+    dtype = resolve_dtype(settings.dtype, device)
+    model = build_fullsize_model(dtype, device)
+    return DeviceEngine(device, model, dtype, None, DevicePipelines(TryOnPipeline(model)))
 
 
 @dataclass
@@ -59,13 +106,9 @@ async def run_level(
 
     async def client_loop(c: int) -> None:
         headers = {"Authorization": f"Bearer {server.token(users[c % len(users)])}"}
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=300) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=600) as client:
             for r in range(per_client):
-                body = {
-                    "clothingId": "shirt",
-                    "denoiseSteps": steps,
-                    "seed": seed0 + c * 10_000 + r,
-                }
+                body = {"clothingId": "shirt", "denoiseSteps": steps, "seed": seed0 + c * 1000 + r}
                 started = time.perf_counter()
                 response = await client.post("/api/fitting/single-item-tryon-v2", json=body)
                 seen_ms = (time.perf_counter() - started) * 1000.0
@@ -79,36 +122,40 @@ async def run_level(
     return Level(clients, clients * per_client / seconds, overheads)
 
 
-def percentile(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-        if len(values) > 1
-        else values[0]
+def percentile(values: list[float], q: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def start_server(
+    model: Path, tmp: Path, setup: Setup, mode: str, users: list[str], load: LoadEngine
+) -> LiveServer:
+    settings = make_settings(
+        model, tmp / mode, width=setup.width, height=setup.height, **MODES[mode]
     )
-
-
-def start_server(model: Path, tmp: Path, mode: str, users: list[str]) -> LiveServer:
-    server = LiveServer(make_settings(model, tmp / mode, **MODES[mode])).start()
+    server = LiveServer(settings, load=load).start()
     for user_id in users:
-        with server.client(user_id) as client:
+        with server.client(user_id, timeout=600) as client:
             register_person(client)
             register_garment(client, "shirt")
     return server
 
 
-def measure(model: Path, tmp: Path, requests: int, steps: int) -> dict[str, list[Level]]:
+def measure(model: Path, tmp: Path, setup: Setup, load: LoadEngine) -> dict[str, list[Level]]:
     """Both servers up at once, the modes measured in turn at each level (drift hits both)."""
     users = [f"bench-{i}" for i in range(max(CONCURRENCY))]
-    servers = {mode: start_server(model, tmp, mode, users) for mode in MODES}
+    servers = {mode: start_server(model, tmp, setup, mode, users, load) for mode in MODES}
     results: dict[str, list[Level]] = {mode: [] for mode in MODES}
     try:
         for i, clients in enumerate(CONCURRENCY):
             runs: dict[str, list[Level]] = {mode: [] for mode in MODES}
-            for attempt in range(ROUNDS):
+            for attempt in range(setup.rounds):
                 for mode, server in servers.items():
-                    seed0 = (i * ROUNDS + attempt) * 100_000
-                    asyncio.run(run_level(server, users, clients, clients, steps, seed0 + 90_000))
-                    level = run_level(server, users, clients, requests, steps, seed0)
+                    seed0 = (i * setup.rounds + attempt) * 100_000
+                    warm = run_level(server, users, clients, clients, setup.steps, seed0 + 90_000)
+                    asyncio.run(warm)
+                    level = run_level(server, users, clients, setup.requests, setup.steps, seed0)
                     runs[mode].append(asyncio.run(level))
             for mode in MODES:
                 results[mode].append(max(runs[mode], key=lambda level: level.throughput))
@@ -118,16 +165,21 @@ def measure(model: Path, tmp: Path, requests: int, steps: int) -> dict[str, list
             server.stop()
 
 
-def report(results: dict[str, list[Level]], requests: int, steps: int) -> str:
+def machine() -> str:
+    host = f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, {host}, torch {torch.__version__}"
+    return host
+
+
+def report(results: dict[str, list[Level]], setup: Setup, command: str) -> str:
     lines = [
-        "## Service: overhead and throughput (CPU, tiny model)",
+        f"## Service: overhead and throughput ({setup.title})",
         "",
-        "`PYTHONPATH=src:. python bench/api_bench.py --write-results`",
+        f"`{command}`",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.machine()}, "
-        f"Python {platform.python_version()}; try-ons 96x128, {steps} steps, {requests} requests "
-        f"per level, best of {ROUNDS} alternating runs, v2 by reference (warm caches, distinct "
-        "seeds: no result cache).",
+        f"Machine: {machine()}; try-ons {setup.width}x{setup.height}, {setup.steps} steps, "
+        f"{setup.requests} requests per level, best of {setup.rounds} alternating run(s).",
         "",
         "| clients | throughput, batching off (baseline) | throughput, batching on | speed-up "
         "| overhead p50 / p99 off | overhead p50 / p99 on |",
@@ -140,15 +192,16 @@ def report(results: dict[str, list[Level]], requests: int, steps: int) -> str:
             f"| {percentile(off.overhead_ms, 50):.0f} / {percentile(off.overhead_ms, 99):.0f} ms "
             f"| {percentile(on.overhead_ms, 50):.0f} / {percentile(on.overhead_ms, 99):.0f} ms |"
         )
-    return "\n".join(lines) + "\n" + NOTES.rstrip() + "\n"
+    return "\n".join(lines) + "\n" + (NOTES.rstrip() + "\n" + setup.notes).rstrip() + "\n"
 
 
-def write_results(section: str) -> None:
+def write_results(section: str, setup: Setup) -> None:
+    start, end = f"<!-- {setup.name}:start -->", f"<!-- {setup.name}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START}\n{section}{END}"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{start}\n{section}{end}"
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
@@ -156,19 +209,21 @@ def write_results(section: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--fullsize", action="store_true", help="CUDA, full-size model")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
+    setup, load = (GPU, load_fullsize) if args.fullsize else (CPU, load_engine)
     quiet_model_libraries()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model = make_tiny_model(tmp / "model")
-        results = measure(model, tmp, args.requests, args.steps)
-    section = report(results, args.requests, args.steps)
+        model = make_tiny_model(tmp / "model")  # on CPU the engine; for both the model id
+        results = measure(model, tmp, setup, load)
+    command = "PYTHONPATH=src:. python bench/api_bench.py"
+    command += " --fullsize --write-results" if args.fullsize else " --write-results"
+    section = report(results, setup, command)
     sys.stdout.write(section)
     if args.write_results:
-        write_results(section)
+        write_results(section, setup)
 
 
 if __name__ == "__main__":
