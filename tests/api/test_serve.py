@@ -23,26 +23,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_dev_mode_prints_a_token_that_works(tiny_model_dir: Path, tmp_path: Path) -> None:
-    port = free_port()
+def serve(model: Path, tmp_path: Path, port: int, log: Path) -> subprocess.Popen:
+    """`vton serve` in a process on `port`, dev mode, logging to `log`."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VTON_")},
-        "VTON_MODEL_PATH": str(tiny_model_dir),
+        "VTON_MODEL_PATH": str(model),
         "VTON_WIDTH": "96",
         "VTON_HEIGHT": "128",
         "VTON_PORT": str(port),
         "VTON_STORE": f"file://{tmp_path / 'store'}",
         "VTON_CACHE_DIR": str(tmp_path / "cache"),
     }
-    log = tmp_path / "serve.log"
     with log.open("w") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "vton", "serve"],
             cwd=tmp_path,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def test_dev_mode_prints_a_token_that_works(tiny_model_dir: Path, tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "serve.log"
+    process = serve(tiny_model_dir, tmp_path, port, log)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         url = f"http://127.0.0.1:{port}"
@@ -68,3 +72,10 @@ def test_dev_mode_prints_a_token_that_works(tiny_model_dir: Path, tmp_path: Path
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, log.read_text()
     assert "scheduler stopped" in log.read_text()
+
+
+def test_a_model_that_cannot_load_stops_the_server(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    process = serve(tmp_path / "missing-model", tmp_path, free_port(), log)
+    assert process.wait(READY_TIMEOUT_S) == 2, log.read_text()
+    assert "error: the service failed to start: CheckpointError" in log.read_text()

@@ -5,6 +5,7 @@ app = create_app(Settings())        # the Service loads on a thread when the app
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,9 +28,14 @@ DESCRIPTION = """Virtual try-on (IDM-VTON). Every `/api` route needs `Authorizat
 (HS256, `sub` = user id); `vton token USER_ID` mints one. The test page is at `/`."""
 
 
-def create_app(settings: Settings | None = None, load: LoadEngine = load_engine) -> FastAPI:
-    """The app; `load` builds one device's engine (tests wrap the real one)."""
-    runtime = Runtime(settings or Settings(), load)
+def create_app(
+    settings: Settings | None = None,
+    load: LoadEngine = load_engine,
+    on_load_failure: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The app; `load` builds one device's engine (tests wrap the real one); `on_load_failure`
+    is called if the service cannot start (`vton serve` then stops)."""
+    runtime = Runtime(settings or Settings(), load, on_load_failure)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

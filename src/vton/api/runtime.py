@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -17,7 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, load: LoadEngine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        load: LoadEngine,
+        on_load_failure: Callable[[], None] | None = None,
+    ) -> None:
+        """on_load_failure: called (from the loading thread) if the service cannot start."""
         self.settings = settings
         secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self.tokens = TokenCodec.from_secret(secret)
@@ -25,6 +32,7 @@ class Runtime:
         self.service: Service | None = None
         self.load_error: str | None = None
         self._load = load
+        self._on_load_failure = on_load_failure
         self._thread = threading.Thread(target=self._build, name="vton-load", daemon=True)
         self._closing = threading.Event()
 
@@ -60,6 +68,8 @@ class Runtime:
         except Exception as exc:
             self.load_error = f"the service failed to start: {type(exc).__name__}: {exc}"
             log.exception("the service failed to start")
+            if self._on_load_failure is not None:
+                self._on_load_failure()
             return
         if self._closing.is_set():
             service.close()

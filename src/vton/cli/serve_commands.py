@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import NoReturn
 
@@ -40,7 +41,16 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     settings = _settings(host=host, port=port)
-    app = create_app(settings)
+    app = create_app(settings, on_load_failure=lambda: setattr(server, "should_exit", True))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.request_timeout_s),
+    )
+    server = uvicorn.Server(config)
     log = logging.getLogger("vton.serve")
     url = f"http://{settings.host}:{settings.port}/"
     tokens = app.state.runtime.tokens
@@ -50,14 +60,10 @@ def serve(
             "DEV MODE token for user %s (valid %d s): %s", DEV_USER, settings.token_ttl_s, token
         )
     log.info("test page: %s  API docs: %sdocs", url, url)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.request_timeout_s),
-    )
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+        server.run()
+    if app.state.runtime.load_error:
+        _fail(app.state.runtime.load_error)
 
 
 def token(
