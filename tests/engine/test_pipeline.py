@@ -105,3 +105,11 @@ def test_bad_input_is_refused_with_its_name(pipeline, options, kwargs, message):
         setattr(bad, key, value)
     with pytest.raises(InvalidInput, match=message):
         pipeline([bad], options)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precisions_run_with_the_vae_kept_in_float32(tiny_model_dir, dtype):
+    model = load_model(tiny_model_dir, dtype=dtype)
+    assert model.tryon_net.dtype == dtype and model.vae_dtype == torch.float32
+    out = TryOnPipeline(model)([sample(0, 0)], DiffusionOptions(steps=2, height=128, width=96))[0]
+    assert out.image.dtype == torch.float32 and torch.isfinite(out.image).all()
