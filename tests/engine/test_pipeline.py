@@ -113,3 +113,8 @@ def test_half_precisions_run_with_the_vae_kept_in_float32(tiny_model_dir, dtype)
     assert model.tryon_net.dtype == dtype and model.vae_dtype == torch.float32
     out = TryOnPipeline(model)([sample(0, 0)], DiffusionOptions(steps=2, height=128, width=96))[0]
     assert out.image.dtype == torch.float32 and torch.isfinite(out.image).all()
+
+
+def test_warm_up_runs_each_batch_size(pipeline):
+    took = pipeline.warm_up([1, 3], OPTIONS)
+    assert sorted(took) == [1, 3] and all(ms > 0 for ms in took.values())

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
@@ -172,6 +174,20 @@ class TryOnPipeline:
             TryOnOutput(image=image, pil=to_pil(image_pixels), timings_ms=dict(timings))
             for image, image_pixels in zip(images, pixels, strict=True)
         ]
+
+    def warm_up(self, batch_sizes: Iterable[int], options: DiffusionOptions) -> dict[int, float]:
+        """One single-step try-on per batch size (kernel choices, and on CUDA each size's graph
+        captured now rather than on a user's request); returns milliseconds per size."""
+        size = (options.width, options.height)
+        gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
+        one_step = replace(options, steps=1)
+        took: dict[int, float] = {}
+        for batch in batch_sizes:
+            samples = [TryOnSample(gray, white, gray, gray, description="a shirt")] * batch
+            start = time.perf_counter()
+            self(samples, one_step)
+            took[batch] = (time.perf_counter() - start) * 1000.0
+        return took
 
     @contextmanager
     def _timed(self, timings: dict[str, float], phase: str) -> Iterator[None]:
