@@ -14,7 +14,6 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.embeddings import IPAdapterPlusImageProjection
 from transformers import (
-    CLIPTextConfig,
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
@@ -23,8 +22,13 @@ from transformers import (
 )
 
 from vton.engine.attention import GarmentFeatureBank
-from vton.engine.checkpoint import TryOnModel, install_garment_processors, install_tryon_processors
-from vton.engine.tiny import SCHEDULER_CONFIG, write_tokenizer
+from vton.engine.checkpoint import (
+    TryOnModel,
+    assemble_model,
+    install_garment_processors,
+    install_tryon_processors,
+)
+from vton.engine.tiny import SCHEDULER_CONFIG, clip_text_config, write_tokenizer
 
 SDXL_UNET: dict[str, Any] = {
     "block_out_channels": [320, 640, 1280],
@@ -71,22 +75,6 @@ RESAMPLER = {
 }
 
 
-def _text_config(hidden: int, layers: int, heads: int, inner: int, act: str) -> CLIPTextConfig:
-    return CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=inner,
-        hidden_act=act,
-        projection_dim=hidden,
-        max_position_embeddings=77,
-        bos_token_id=0,
-        eos_token_id=2,
-        pad_token_id=1,
-    )
-
-
 def build_fullsize_model(dtype: torch.dtype, device: str = "cuda") -> TryOnModel:
     """All nine components at full size, random weights, on `device` (VAE in fp32)."""
     torch.manual_seed(0)
@@ -101,8 +89,10 @@ def build_fullsize_model(dtype: torch.dtype, device: str = "cuda") -> TryOnModel
         install_garment_processors(garment_net, bank)
         resampler = IPAdapterPlusImageProjection(**RESAMPLER)
         vae = AutoencoderKL.from_config(SDXL_VAE)
-        text_encoder = CLIPTextModel(_text_config(768, 12, 12, 3072, "quick_gelu"))
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(1280, 32, 20, 5120, "gelu"))
+        text_encoder = CLIPTextModel(clip_text_config(49408, 768, 12, 12, 3072, "quick_gelu"))
+        text_encoder_2 = CLIPTextModelWithProjection(
+            clip_text_config(49408, 1280, 32, 20, 5120, "gelu")
+        )
         image_encoder = CLIPVisionModelWithProjection(
             CLIPVisionConfig(
                 hidden_size=1280,
@@ -115,10 +105,7 @@ def build_fullsize_model(dtype: torch.dtype, device: str = "cuda") -> TryOnModel
                 hidden_act="gelu",
             )
         )
-    for module in (tryon_net, garment_net, resampler, text_encoder, text_encoder_2, image_encoder):
-        module.to(dtype=dtype).eval().requires_grad_(False)
-    vae.to(dtype=torch.float32).eval().requires_grad_(False)
-    return TryOnModel(
+    return assemble_model(
         tryon_net=tryon_net,
         garment_net=garment_net,
         resampler=resampler,

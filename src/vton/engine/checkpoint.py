@@ -194,6 +194,26 @@ def align_base_prefix(
     return aligned
 
 
+def assemble_model(**components: Any) -> TryOnModel:
+    """Places, casts and freezes the components (the keyword arguments of TryOnModel).
+
+    The VAE stays float32 when its config says force_upcast (SDXL's VAE overflows in fp16).
+    """
+    model = TryOnModel(**components)
+    vae_dtype = torch.float32 if model.vae.config.get("force_upcast", False) else model.dtype
+    for module in (
+        model.tryon_net,
+        model.garment_net,
+        model.resampler,
+        model.image_encoder,
+        model.text_encoder,
+        model.text_encoder_2,
+    ):
+        module.to(device=model.device, dtype=model.dtype).eval().requires_grad_(False)
+    model.vae.to(device=model.device, dtype=vae_dtype).eval().requires_grad_(False)
+    return model
+
+
 def load_model(
     path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> TryOnModel:
@@ -228,13 +248,8 @@ def load_model(
     )
     tryon_net, resampler = _load_tryon(path / "unet", bank)
     garment_net = _load_garment_net(path / "unet_encoder", bank)
-    vae_dtype = torch.float32 if vae.config.get("force_upcast", False) else dtype
-    modules = (tryon_net, garment_net, resampler, image_encoder, text_encoder, text_encoder_2)
-    for module in modules:
-        module.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    vae.to(device=device, dtype=vae_dtype).eval().requires_grad_(False)
-    log.info("loaded %s (dtype %s, vae %s, device %s)", path, dtype, vae_dtype, device)
-    return TryOnModel(
+    log.info("loaded %s (dtype %s, device %s)", path, dtype, device)
+    return assemble_model(
         tryon_net=tryon_net,
         garment_net=garment_net,
         resampler=resampler,

@@ -205,17 +205,20 @@ def _save(folder: Path, filename: str, state: dict[str, torch.Tensor]) -> None:
     save_file({k: v.detach().contiguous() for k, v in state.items()}, folder / filename)
 
 
-def _text_config(vocab_size: int, act: str, projection: int) -> CLIPTextConfig:
-    # eos_token_id 2 as in the real SDXL configs: pooling takes the argmax token id (the EOS).
+def clip_text_config(
+    vocab_size: int, hidden: int, layers: int, heads: int, inner: int, act: str
+) -> CLIPTextConfig:
+    """A CLIP text encoder config as SDXL's: 77 positions, projection = hidden, and eos_token_id
+    2, so pooling takes the argmax token id (the EOS, the highest id in the vocabulary)."""
     return CLIPTextConfig(
         vocab_size=vocab_size,
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=2 * TEXT_HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        hidden_size=hidden,
+        intermediate_size=inner,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         max_position_embeddings=77,
         hidden_act=act,
-        projection_dim=projection,
+        projection_dim=hidden,
         bos_token_id=0,
         eos_token_id=2,
         pad_token_id=1,
@@ -272,13 +275,17 @@ def make_tiny_model(path: str | Path, seed: int = 0) -> Path:
 
     _save_transformers(
         path / "text_encoder",
-        CLIPTextModel(_text_config(vocab_size, "quick_gelu", TEXT_HIDDEN)),
+        CLIPTextModel(
+            clip_text_config(vocab_size, TEXT_HIDDEN, 2, 2, 2 * TEXT_HIDDEN, "quick_gelu")
+        ),
         "text_model.",
         "CLIPTextModel",
     )
     _save_transformers(
         path / "text_encoder_2",
-        CLIPTextModelWithProjection(_text_config(vocab_size, "gelu", TEXT_HIDDEN)),
+        CLIPTextModelWithProjection(
+            clip_text_config(vocab_size, TEXT_HIDDEN, 2, 2, 2 * TEXT_HIDDEN, "gelu")
+        ),
         "",
         "CLIPTextModelWithProjection",
     )
