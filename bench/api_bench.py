@@ -87,8 +87,8 @@ def load_fullsize(settings: Settings, device: str) -> DeviceEngine:
     from bench.fullsize import build_fullsize_model
 
     dtype = resolve_dtype(settings.dtype, device)
-    model = build_fullsize_model(dtype, device)
-    return DeviceEngine(device, model, dtype, None, DevicePipelines(TryOnPipeline(model)))
+    pipeline = TryOnPipeline(build_fullsize_model(dtype, device))
+    return DeviceEngine(device, pipeline, dtype, None, DevicePipelines(pipeline))
 
 
 @dataclass

@@ -89,7 +89,7 @@ class Service:
             (settings.width, settings.height),
             keep_s=settings.job_ttl_s + settings.request_timeout_s,
         )
-        encoder = PromptEncoder(engines[0].model)
+        encoder = PromptEncoder(engines[0].pipeline.model)
         log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
         return cls(settings, engines, loader, scheduler, tryons, Catalog(loader, encoder))
 

@@ -7,13 +7,12 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 
 from vton.config import Settings
-from vton.engine.checkpoint import TryOnModel, load_model
+from vton.engine.checkpoint import load_model
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
-from vton.engine.types import DiffusionOptions, TryOnSample
+from vton.engine.types import DiffusionOptions
 from vton.scheduler import DevicePipelines
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,8 @@ class DeviceEngine:
     """One device's pipelines and what they run in."""
 
     device: str
-    model: TryOnModel
-    """The main model (its text encoders serve garment registration)."""
+    pipeline: TryOnPipeline
+    """The main pipeline, unwrapped: warm-up, and its model's text encoders for registration."""
     dtype: torch.dtype
     fallback_dtype: torch.dtype | None
     pipelines: DevicePipelines
@@ -84,7 +83,7 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
         ",".join(s.name for s in status if s.enabled) or "none",
         ",".join(s.name for s in status if not s.enabled) or "none",
     )
-    return DeviceEngine(device, main.model, dtype, fallback_dtype, DevicePipelines(main, fallback))
+    return DeviceEngine(device, main, dtype, fallback_dtype, DevicePipelines(main, fallback))
 
 
 def model_identity(settings: Settings, engines: list[DeviceEngine]) -> str:
@@ -93,14 +92,17 @@ def model_identity(settings: Settings, engines: list[DeviceEngine]) -> str:
     return f"{settings.model_path.resolve()}:{','.join(dtypes)}"
 
 
-def warm_up(engine: DeviceEngine, settings: Settings) -> float:
-    """One single-step try-on at the working size (first-call allocations, kernel choices);
-    returns its milliseconds."""
-    size = (settings.width, settings.height)
-    gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
-    sample = TryOnSample(gray, white, gray, gray, description="a shirt")
-    options = DiffusionOptions(steps=1, height=settings.height, width=settings.width)
-    (output,) = engine.pipelines.main([sample], options)
-    ms = sum(output.timings_ms.values())
-    log.info("warm-up device=%s %dx%d took %.0f ms", engine.device, *size, ms)
-    return ms
+def warm_up(engine: DeviceEngine, settings: Settings) -> None:
+    """One single-step try-on at the working size per batch size the scheduler may form: on CUDA
+    every size up to VTON_MAX_BATCH (each one's graph is captured now, not on a user's request),
+    on the CPU batch 1 (first-call allocations and kernel choices)."""
+    sizes = range(1, settings.max_batch + 1) if engine.device.startswith("cuda") else (1,)
+    options = DiffusionOptions(height=settings.height, width=settings.width)
+    took = engine.pipeline.warm_up(sizes, options)
+    log.info(
+        "warm-up device=%s %dx%d %s",
+        engine.device,
+        settings.width,
+        settings.height,
+        " ".join(f"batch{size}_ms={ms:.0f}" for size, ms in took.items()),
+    )
