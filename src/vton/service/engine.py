@@ -4,12 +4,14 @@ the start-up report, and the warm-up try-on."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
 
 from vton.config import Settings
 from vton.engine.checkpoint import load_model
+from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
 from vton.engine.types import DiffusionOptions
@@ -66,7 +68,11 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
     quiet_model_libraries()
     dtype = resolve_dtype(settings.dtype, device)
     fallback_dtype = resolve_fallback(settings.fallback_dtype, dtype)
-    main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device))
+    if settings.compile:
+        # Inductor reads its cache folder from the environment; a kept folder makes restarts fast.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.compile_cache_dir.resolve()))
+    optimizations = EngineOptimizations(compile=settings.compile)
+    main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
     if fallback_dtype is not None:
         fallback_model = load_model(settings.model_path, dtype=fallback_dtype, device=device)
