@@ -124,7 +124,9 @@ class CudaGraphSteps:
                 run_networks(self.model, static_in, static_t, static_cond, guidance)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        # thread_local: other threads (garment registration runs the text encoders) may use the
+        # GPU while this one captures; their work is neither captured nor an error.
+        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             output = run_networks(self.model, static_in, static_t, static_cond, guidance)
         log.info("captured a CUDA graph for batch shape %s", tuple(latent_in.shape))
         return _Captured(graph, static_in, static_t, static_cond, output)
