@@ -1,0 +1,84 @@
+"""Where one denoising step's GPU time goes: CUDA kernel time by kind (matmul, convolution,
+attention, normalisation, elementwise, other), full-size model, batch 1 and 8, eager.
+
+PYTHONPATH=src:. python bench/profile_step.py   (GPU; prints a table, writes $OUT/profile.json)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from bench import gpu_bench
+from bench.fullsize import build_fullsize_model
+from bench.gpu_bench import eager_step, noise_image, one_step_inputs
+from vton.engine.optimize import EngineOptimizations
+from vton.engine.pipeline import TryOnPipeline
+from vton.engine.runtime import quiet_model_libraries
+
+KINDS = (
+    ("attention", ("flash", "fmha", "attention", "sdpa", "softmax")),
+    ("convolution", ("conv", "implicit_gemm", "cudnn", "winograd", "fprop", "dgrad")),
+    ("matmul", ("gemm", "cutlass", "cublas", "sm90_xmma", "matmul", "wgmma", "nvjet")),
+    ("normalisation", ("norm", "welford")),
+    ("elementwise", ("elementwise", "vectorized", "unrolled", "copy", "cat", "index", "gelu")),
+)
+
+
+def kind_of(name: str) -> str:
+    lowered = name.lower()
+    for kind, needles in KINDS:
+        if any(n in lowered for n in needles):
+            return kind
+    return "other"
+
+
+def main() -> None:
+    quiet_model_libraries()
+    out = Path(os.environ.get("OUT", "var/bench"))
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_fullsize_model(torch.float16)
+    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
+    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
+    pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False))
+    report: dict[str, dict[str, float]] = {}
+    for batch in (1, 8):
+        cond, latents = one_step_inputs(pipeline, batch)
+        for _ in range(3):
+            eager_step(pipeline, cond, latents)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+            eager_step(pipeline, cond, latents)
+            torch.cuda.synchronize()
+        by_kind: dict[str, float] = defaultdict(float)
+        kernels = 0
+        for event in prof.key_averages():
+            device_us = getattr(event, "self_device_time_total", 0) or getattr(
+                event, "self_cuda_time_total", 0
+            )
+            if device_us and event.device_type == torch.autograd.DeviceType.CUDA:
+                by_kind[kind_of(event.key)] += device_us / 1000.0
+                kernels += event.count
+        by_kind["kernels launched"] = kernels
+        report[f"batch {batch}"] = dict(by_kind)
+        top = sorted(
+            (e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA),
+            key=lambda e: -(getattr(e, "self_device_time_total", 0) or 0),
+        )[:12]
+        report[f"batch {batch} top kernels (ms)"] = {
+            e.key[:90]: (getattr(e, "self_device_time_total", 0) or 0) / 1000.0 for e in top
+        }
+    (out / "profile.json").write_text(json.dumps(report, indent=2))
+    for name, values in report.items():
+        print(f"== {name}")
+        for key, value in sorted(values.items(), key=lambda kv: -kv[1]):
+            print(f"  {key:92s} {value:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
