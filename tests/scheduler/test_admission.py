@@ -38,6 +38,11 @@ def test_a_job_larger_than_the_queue_is_invalid_not_full(start: StartScheduler) 
         scheduler.submit("alice", [make_sample() for _ in range(3)], OPTIONS)
 
 
+def test_finishers_must_match_the_samples(start: StartScheduler) -> None:
+    with pytest.raises(InvalidInput, match="finishers"):
+        start().submit("alice", [make_sample()], OPTIONS, finishers=[None, None])
+
+
 def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:
     fake = FakePipeline(hold_after=1)
     fake.gate.clear()

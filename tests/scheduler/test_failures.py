@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
 from vton.errors import InvalidInput
-from vton.scheduler import JobState, NonFiniteOutput, OutOfMemory
+from vton.scheduler import EngineFailed, JobState, NonFiniteOutput, OutOfMemory
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -69,6 +70,26 @@ def test_one_bad_item_fails_alone_with_its_own_error(start: StartScheduler) -> N
     assert isinstance(items[1].error, InvalidInput)
     assert "garment image" in str(items[1].error)
     assert other.snapshot().state is JobState.SUCCEEDED
+
+
+def test_a_finisher_that_raises_fails_its_item_alone(start: StartScheduler) -> None:
+    def broken(image: Image.Image) -> Image.Image:
+        raise ValueError("no mask")
+
+    scheduler = start(max_batch=2)
+    samples = [make_sample("ok"), make_sample("broken")]
+    job = scheduler.submit("alice", samples, OPTIONS, [None, "broken-key"], [None, broken])
+    assert job.wait(WAIT_S)
+    snapshot = job.snapshot()
+    assert snapshot.state is JobState.SUCCEEDED
+    assert [item.state for item in snapshot.items] == [JobState.SUCCEEDED, JobState.FAILED]
+    error = snapshot.items[1].error
+    assert isinstance(error, EngineFailed)
+    assert str(error) == "finishing the image failed: ValueError: no mask"
+    again = scheduler.submit("alice", [make_sample("broken")], OPTIONS, ["broken-key"])
+    assert again.wait(WAIT_S)
+    result = again.snapshot().items[0].result
+    assert result is not None and not result.cached  # the failed item put nothing in the cache
 
 
 def test_a_non_finite_image_is_retried_in_the_fallback(start: StartScheduler) -> None:

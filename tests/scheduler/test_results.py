@@ -7,7 +7,7 @@ import io
 from dataclasses import replace
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
@@ -33,8 +33,11 @@ def _key(
     model: str = "idm-vton@fp16",
     seed: int = 42,
     options: DiffusionOptions = OPTIONS,
+    finish: str = "",
 ) -> str:
-    return ResultKey(user_id, person_version, garment_version, model, seed, options).digest()
+    return ResultKey(
+        user_id, person_version, garment_version, model, seed, options, finish
+    ).digest()
 
 
 def test_a_result_is_a_png_with_timings(start: StartScheduler) -> None:
@@ -59,6 +62,9 @@ def test_result_key_changes_with_every_field_and_is_stable() -> None:
         _key(options=replace(OPTIONS, steps=5)),
         _key(options=replace(OPTIONS, guidance_scale=2.5)),
         _key(options=replace(OPTIONS, scheduler="euler")),
+        _key(finish="paste_back=1;framing=768x1024"),
+        _key(finish="paste_back=0;framing=768x1024"),
+        _key(finish="paste_back=1;framing=original"),
     ]
     assert len({base, *changed}) == len(changed) + 1
 
@@ -80,6 +86,25 @@ def test_an_identical_request_is_answered_from_the_cache(start: StartScheduler) 
     only_cached = scheduler.submit("alice", [make_sample(seed=5)], OPTIONS, [_key(seed=5)])
     assert only_cached.done and only_cached.device is None
     assert only_cached.snapshot().state is JobState.SUCCEEDED
+
+
+def test_the_finisher_runs_before_the_only_encode(start: StartScheduler) -> None:
+    engine_images: list[Image.Image] = []
+
+    def finisher(image: Image.Image) -> Image.Image:
+        engine_images.append(image)
+        return ImageOps.invert(image)
+
+    cache = InMemoryResultCache()
+    scheduler = start(cache=cache)
+    job = scheduler.submit("alice", [make_sample(seed=3)], OPTIONS, [_key(seed=3)], [finisher])
+    assert job.wait(WAIT_S)
+    result = job.snapshot().items[0].result
+    assert result is not None and "finish" in result.timings_ms
+    (engine_image,) = engine_images
+    png = Image.open(io.BytesIO(result.png))
+    assert png.tobytes() == ImageOps.invert(engine_image).tobytes()
+    assert cache.get(_key(seed=3)) == result.png  # the cache holds the finished image
 
 
 def test_the_in_memory_cache_is_bounded_in_bytes() -> None:

@@ -22,6 +22,7 @@ from vton.scheduler.result_cache import InMemoryResultCache, ResultCache, Result
 from vton.scheduler.scheduler import Scheduler
 from vton.scheduler.types import (
     DevicePipelines,
+    Finisher,
     ItemFinished,
     ItemResult,
     ItemStatus,
@@ -36,6 +37,7 @@ from vton.scheduler.types import (
 __all__ = [
     "DevicePipelines",
     "EngineFailed",
+    "Finisher",
     "InMemoryResultCache",
     "ItemFinished",
     "ItemResult",

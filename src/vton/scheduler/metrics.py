@@ -52,7 +52,8 @@ class SchedulerMetrics:
         )
         self.phase_seconds = Histogram(
             "vton_phase_seconds",
-            "Time per item and phase: queue, encode, diffusion, decode, png; batch per call.",
+            "Time per item and phase: queue, encode, diffusion, decode, finish, png; batch per "
+            "call.",
             ["phase"],
             buckets=PHASE_BUCKETS,
             registry=self.registry,

@@ -1,7 +1,8 @@
 """The identical-request result cache: its key, its interface, and an in-memory implementation.
 
 The API plugs in a store-backed cache (results/{user_id}/{digest}.png); tests and the dev server
-use InMemoryResultCache. Values are the pipeline's image as PNG bytes.
+use InMemoryResultCache. Values are the finished image (the pipeline's, after the item's finisher)
+as PNG bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class ResultKey:
     seed: int
     options: DiffusionOptions
     """Steps, scheduler, guidance, and the working size."""
+    finish: str = ""
+    """How the image is finished before it is cached (the submit's finisher), as a short stable
+    description, e.g. "paste_back=1;framing=768x1024"; "" for none."""
 
     def digest(self) -> str:
         """A stable hex name for the key, the same across processes."""
@@ -41,6 +45,7 @@ class ResultKey:
             "garment": self.garment_version,
             "model": self.model,
             "seed": self.seed,
+            "finish": self.finish,
             **asdict(self.options),
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

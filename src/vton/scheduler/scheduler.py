@@ -2,7 +2,7 @@
 
     scheduler = Scheduler(config, {"cuda:0": DevicePipelines(TryOnPipeline(model))})
     scheduler.start()
-    job = scheduler.submit(user_id, samples, options, cache_keys)  # QueueFull, SchedulerClosed
+    job = scheduler.submit(user_id, samples, options, cache_keys, finishers)  # QueueFull, ...
     async for event in job.events(): ...                             # Progress, ItemFinished, ...
     scheduler.cancel(job.id, user_id)
     scheduler.shutdown()
@@ -28,7 +28,7 @@ from vton.scheduler.job import Job
 from vton.scheduler.metrics import SchedulerMetrics
 from vton.scheduler.result_cache import InMemoryResultCache, ResultCache
 from vton.scheduler.routing import choose_device
-from vton.scheduler.types import DevicePipelines, ItemResult, WorkItem
+from vton.scheduler.types import DevicePipelines, Finisher, ItemResult, WorkItem
 from vton.scheduler.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -95,15 +95,19 @@ class Scheduler:
         samples: Sequence[TryOnSample],
         options: DiffusionOptions,
         cache_keys: Sequence[str | None] | None = None,
+        finishers: Sequence[Finisher | None] | None = None,
     ) -> Job:
         """Queues one job of len(samples) items sharing options; returns it at once.
 
         cache_keys[i] (ResultKey.digest(), or None for no caching) answers item i from the result
-        cache when present and stores its result there. May block on the result cache's I/O:
-        from asyncio, call it in a thread. Raises InvalidInput, QueueFull or SchedulerClosed.
+        cache when present and stores its result there. finishers[i] (or None) maps item i's
+        image before it is encoded and cached: a cached image is a finished one, so the key must
+        describe the finisher too (ResultKey.finish). May block on the result cache's I/O: from
+        asyncio, call it in a thread. Raises InvalidInput, QueueFull or SchedulerClosed.
         """
         keys = list(cache_keys) if cache_keys is not None else [None] * len(samples)
-        self._check(user_id, samples, keys)
+        finish = list(finishers) if finishers is not None else [None] * len(samples)
+        self._check(user_id, samples, keys, finish)
         cached = {i: png for i, key in enumerate(keys) if key and (png := self._cached(key))}
         misses = [i for i in range(len(samples)) if i not in cached]
         with self._lock:
@@ -122,7 +126,9 @@ class Scheduler:
             self._jobs[job.id] = job
             if worker is not None:
                 now = time.monotonic()
-                items = [WorkItem(job, i, samples[i], options, keys[i], now) for i in misses]
+                items = [
+                    WorkItem(job, i, samples[i], options, keys[i], now, finish[i]) for i in misses
+                ]
                 worker.queue.put(items)
                 self._deadlines.watch(job)
         for i, png in cached.items():  # outside the lock: the last one finishes the job
@@ -159,13 +165,21 @@ class Scheduler:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check(self, user_id: str, samples: Sequence[TryOnSample], keys: list[str | None]) -> None:
+    def _check(
+        self,
+        user_id: str,
+        samples: Sequence[TryOnSample],
+        keys: list[str | None],
+        finishers: list[Finisher | None],
+    ) -> None:
         if not user_id:
             raise InvalidInput("user_id: must not be empty")
         if not samples:
             raise InvalidInput("samples: at least one sample is needed")
         if len(keys) != len(samples):
             raise InvalidInput(f"cache_keys: need {len(samples)}, got {len(keys)}")
+        if len(finishers) != len(samples):
+            raise InvalidInput(f"finishers: need {len(samples)}, got {len(finishers)}")
         if len(samples) > self.config.max_queue:
             raise InvalidInput(
                 f"samples: {len(samples)} items exceed the queue of {self.config.max_queue}"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from PIL import Image
+
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import VtonError
 
@@ -32,6 +34,11 @@ class Pipeline(Protocol):
         options: DiffusionOptions,
         on_step: Callable[[int, int], None] | None = None,
     ) -> list[TryOnOutput]: ...
+
+
+Finisher = Callable[[Image.Image], Image.Image]
+"""Maps an item's engine image to the image returned and cached (e.g. paste-back); called on the
+worker's finisher thread, before the image's only PNG encode."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class WorkItem:
     """Where the result goes in the result cache; None: not cached (inline requests)."""
     enqueued_at: float
     """time.monotonic() when it entered the queue."""
+    finisher: Finisher | None = None
+    """Applied to the engine's image before it is encoded and cached; None: returned as it is."""
 
     @property
     def job_id(self) -> str:
@@ -111,7 +120,8 @@ class ItemResult:
     index: int
     png: bytes
     timings_ms: Mapping[str, float]
-    """The engine's phases (encode, diffusion, decode), plus queue and png; empty when cached."""
+    """The engine's phases (encode, diffusion, decode), plus queue, finish (with a finisher) and
+    png; empty when cached."""
     cached: bool
     """Answered from the result cache, without running the pipeline."""
     batch_size: int

@@ -1,8 +1,9 @@
 """One device's worker: a thread looping schedule -> execute -> update.
 
 schedule: WorkQueue.next_batch gathers a Batch; execute: BatchExecutor runs it to ItemOutcomes;
-update: errors are recorded on the items at once, and images are encoded to PNG, put in the result
-cache and recorded on a finisher thread, so the device is not kept waiting by PNG encoding.
+update: errors are recorded on the items at once, and images are finished (the item's finisher,
+e.g. paste-back), encoded to PNG, put in the result cache and recorded on a finisher thread, so the
+device is not kept waiting by finishing and PNG encoding.
 """
 
 from __future__ import annotations
@@ -125,9 +126,7 @@ class Worker:
         self, item: WorkItem, image: Image.Image, timings: dict[str, float], batch_size: int
     ) -> None:
         try:
-            started = time.perf_counter()
-            png = encode_png(image)
-            timings["png"] = (time.perf_counter() - started) * 1000.0
+            png = self._png(item, image, timings)
             if item.cache_key is not None:
                 self._put_in_cache(item.cache_key, png)
             self._metrics.observe_phases(timings)
@@ -135,7 +134,20 @@ class Worker:
             item.job.settle_item(item.index, result=result)
         except Exception as exc:
             logger.exception("worker %s: finishing an item failed", self.device)
-            item.job.settle_item(item.index, error=EngineFailed(f"{type(exc).__name__}: {exc}"))
+            error = EngineFailed(f"finishing the image failed: {type(exc).__name__}: {exc}")
+            item.job.settle_item(item.index, error=error)
+
+    @staticmethod
+    def _png(item: WorkItem, image: Image.Image, timings: dict[str, float]) -> bytes:
+        """The item's image finished by its finisher, if any, then encoded; both are timed."""
+        if item.finisher is not None:
+            started = time.perf_counter()
+            image = item.finisher(image)
+            timings["finish"] = (time.perf_counter() - started) * 1000.0
+        started = time.perf_counter()
+        png = encode_png(image)
+        timings["png"] = (time.perf_counter() - started) * 1000.0
+        return png
 
     def _put_in_cache(self, key: str, png: bytes) -> None:
         try:
