@@ -71,6 +71,45 @@ def test_paste_back_keeps_the_person_outside_the_mask(user: tuple[httpx.Client, 
     assert not (np.asarray(raw)[:10, :10].reshape(-1, 3) == background).all()
 
 
+def outside_torso(image: Image.Image, margin: int = 4) -> np.ndarray:
+    """The pixels outside person_images' torso (its mask), `margin` px clear of the edge."""
+    w, h = image.size
+    outside = np.ones((h, w), dtype=bool)
+    top, bottom = h // 4 - margin, 3 * h // 4 + margin + 1
+    left, right = w // 4 - margin, 3 * w // 4 + margin + 1
+    outside[top:bottom, left:right] = False
+    return np.asarray(image.convert("RGB"))[outside]
+
+
+def test_paste_back_keeps_every_pixel_outside_the_mask(
+    server: LiveServer, user: tuple[httpx.Client, str]
+) -> None:
+    background = (30, 160, 90)
+    client, _ = user
+    v2 = decode(tryon(client, seed=3).json()["image"])
+    assert (outside_torso(v2) == background).all()
+    files = {
+        name: (f"{name}.png", png_bytes(image), "image/png")
+        for name, image in person_images().items()
+    } | {"garment": ("garment.png", png_bytes(garment_image()), "image/png")}
+    data = {"description": "a red t-shirt", "category": "upper_body", "denoiseSteps": STEPS}
+    with server.client("inline-user") as inline:
+        response = inline.post("/api/fitting/single-item-tryon", files=files, data=data)
+    assert response.status_code == 200, response.text
+    assert (outside_torso(decode(response.json()["image"])) == background).all()
+
+
+def test_finish_options_never_share_a_cached_image(user: tuple[httpx.Client, str]) -> None:
+    client, _ = user
+    kept = tryon(client, seed=5).json()
+    raw = tryon(client, seed=5, pasteBack=False).json()
+    assert not raw["resultCached"] and raw["image"] != kept["image"]
+    assert not tryon(client, seed=5, fit="original").json()["resultCached"]
+    again = tryon(client, seed=5, pasteBack=False).json()
+    assert again["resultCached"] and again["image"] == raw["image"]
+    assert tryon(client, seed=5).json()["image"] == kept["image"]
+
+
 def test_fit_original_returns_the_photo_framing(server: LiveServer) -> None:
     from tests.api.live import new_user, register_person
 

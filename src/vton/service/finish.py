@@ -2,20 +2,19 @@
 
 pasteBack: outside the mask, feathered over a few pixels, the result keeps the person photo's own
 pixels, so face, skin and background never drift. Framing: the working frame (768 x 1024 by
-default) or the original photo's framing, undoing the fit recorded at registration.
+default) or the original photo's framing, undoing the fit recorded at registration. The scheduler
+applies them (Finish.apply as the item's finisher) before the image's only PNG encode.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Literal
 
 from PIL import Image, ImageFilter
 
 from vton.preprocess import Fit, undo_fit
 from vton.preprocess.fit import HEIGHT, WIDTH
-from vton.scheduler.result_cache import encode_png
 
 Framing = Literal["original", "768x1024"]
 FEATHER_FRACTION = 1 / 192
@@ -37,18 +36,22 @@ class Finish:
         """The fit to undo: only for the original framing of a photo whose fit is recorded."""
         return self.fit if self.framing == "original" else None
 
-    def apply(self, png: bytes) -> bytes:
-        """The engine's PNG finished: unchanged when nothing applies (no re-encoding)."""
+    @property
+    def key(self) -> str:
+        """The options as a short stable description, for the result cache's key."""
+        return f"paste_back={int(self.paste_back)};framing={self.framing}"
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        """The engine's image finished: the same image when nothing applies."""
         fit = self.original_fit
         if not self.paste_back and fit is None:
-            return png
-        with Image.open(BytesIO(png)) as opened:
-            image = opened.convert("RGB")
+            return image
+        image = image.convert("RGB")
         if self.paste_back:
             image = paste_back(image, self.person, self.mask)
         if fit is not None:
             image = undo_fit(image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), fit)
-        return encode_png(image)
+        return image
 
 
 def feathered(mask: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -1,8 +1,11 @@
 """Try-ons as the API sees them: a request becomes one scheduler job plus what answering it needs
-(the clothing ids, the finish of each item, artifact timings and cache sources), kept by job id.
+(the clothing ids, artifact timings and cache sources), kept by job id.
 
-    reference (v2, batch): gather artifacts -> samples with result-cache keys -> submit
-    inline (v1):           fit the uploaded images -> samples without caching -> submit
+    reference (v2, batch): gather artifacts -> samples, finishers, result-cache keys -> submit
+    inline (v1):           fit the uploaded images -> a sample and its finisher, uncached -> submit
+
+Each item's Finish (paste-back, framing) is its finisher: the scheduler applies it before the
+image's only PNG encode, so a result (fresh or cached) is already finished.
 
 Every method may block (store, caches, the scheduler's result cache): call them from a thread.
 """
@@ -63,7 +66,6 @@ class PlannedItem:
 
     clothing_id: str | None
     job_index: int | None
-    finish: Finish | None
     error: VtonError | None = None
 
 
@@ -88,28 +90,21 @@ class TryOn:
     artifacts_ms: float
     cache_hits: dict[str, Source]
     started: float = field(default_factory=time.perf_counter)
-    _finished: dict[int, bytes] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def clothing_ids(self) -> list[str]:
         return [item.clothing_id for item in self.items if item.clothing_id is not None]
 
     def view(self, index: int) -> ItemView:
-        """Item `index` of the request; finishing its image (once) may take a few ms."""
+        """Item `index` of the request."""
         planned = self.items[index]
         if planned.job_index is None:
             return ItemView(planned.clothing_id, JobState.FAILED, error=planned.error)
         status = self.job.snapshot().items[planned.job_index]
-        if status.result is None or planned.finish is None:
+        if status.result is None:
             return ItemView(planned.clothing_id, status.state, error=status.error)
-        with self._lock:
-            png = self._finished.get(index)
-        if png is None:
-            png = planned.finish.apply(status.result.png)
-            with self._lock:
-                self._finished[index] = png
-        return ItemView(planned.clothing_id, status.state, png=png, result=status.result)
+        result = status.result
+        return ItemView(planned.clothing_id, status.state, png=result.png, result=result)
 
     def views(self) -> list[ItemView]:
         return [self.view(i) for i in range(len(self.items))]
@@ -166,15 +161,18 @@ class TryOnService:
         if not good:
             raise gathered[0]  # type: ignore[misc]
         diffusion = self.diffusion_options(options)
-        samples, cache_keys, items = [], [], []
+        samples, cache_keys, finishers, items = [], [], [], []
         for clothing_id, got in zip(clothing_ids, gathered, strict=True):
             if isinstance(got, VtonError):
-                items.append(PlannedItem(clothing_id, None, None, got))
+                items.append(PlannedItem(clothing_id, None, got))
                 continue
-            items.append(PlannedItem(clothing_id, len(samples), self._finish(got, options)))
+            items.append(PlannedItem(clothing_id, len(samples)))
+            finish = self._finish(got, options)
             samples.append(self._sample(got, options.seed))
-            cache_keys.append(result_cache_key(self._result_key(got, options.seed, diffusion)))
-        job = self.scheduler.submit(user_id, samples, diffusion, cache_keys)
+            finishers.append(finish.apply)
+            key = self._result_key(got, options.seed, diffusion, finish)
+            cache_keys.append(result_cache_key(key))
+        job = self.scheduler.submit(user_id, samples, diffusion, cache_keys, finishers)
         return TryOn(job, kind, items, artifacts_ms, self._sources(good), started)
 
     def submit_inline(self, user_id: str, images: InlineImages, options: TryOnOptions) -> TryOn:
@@ -191,8 +189,9 @@ class TryOnService:
             seed=options.seed,
         )
         finish = Finish(person, mask, fit, options.paste_back, options.framing)
-        job = self.scheduler.submit(user_id, [sample], self.diffusion_options(options))
-        items = [PlannedItem(None, 0, finish)]
+        diffusion = self.diffusion_options(options)
+        job = self.scheduler.submit(user_id, [sample], diffusion, finishers=[finish.apply])
+        items = [PlannedItem(None, 0)]
         artifacts_ms = (time.perf_counter() - started) * 1000.0
         return TryOn(job, "inline", items, artifacts_ms, {}, started)
 
@@ -263,7 +262,9 @@ class TryOnService:
             garment_key=f"{garment.user_id}/{garment.clothing_id}@{garment.version}",
         )
 
-    def _result_key(self, inputs: TryOnInputs, seed: int, diffusion: DiffusionOptions) -> ResultKey:
+    def _result_key(
+        self, inputs: TryOnInputs, seed: int, diffusion: DiffusionOptions, finish: Finish
+    ) -> ResultKey:
         person, garment = inputs.person, inputs.garment
         return ResultKey(
             user_id=person.user_id,
@@ -272,6 +273,7 @@ class TryOnService:
             model=self.model_id,
             seed=seed,
             options=diffusion,
+            finish=finish.key,
         )
 
     @staticmethod
