@@ -73,12 +73,11 @@ GPU = Setup(
     16,
     1,
     notes="""
-On the GPU the 1-client overhead is mostly host work on the image: the worker's PNG encoding,
-then paste-back's decode, composite and second encoding (together about 130 ms for a 768x1024
-noise image on this repo's 2-core host; images of random weights are noise, whose PNGs are
-about 3x a photo's), plus HTTP, JSON and the artifact gather. Batching gains little here because
-the full-size engine is already compute-bound at batch 1 (bench/gpu_bench.py: 0.71 try-ons/s at
-batch 1, 0.99 at batch 8).""",
+On the GPU the 1-client overhead is mostly host work on the image: paste-back (composite with
+a feathered mask) and one PNG encoding, both on the worker's finisher thread, then base64 and
+JSON (images of random weights are noise, whose PNGs are about 3x a photo's), plus HTTP and the
+artifact gather. Batching gains little here because the full-size engine is already compute-bound
+from batch 1 on (bench/gpu_bench.py: 0.70 try-ons/s at batch 1, 1.00 at batch 8).""",
 )
 
 
