@@ -30,6 +30,7 @@ from vton.engine.images import to_pil
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
+from vton.engine.step import run_networks
 from vton.engine.types import DiffusionOptions, TryOnSample
 
 PNG_POOL = ThreadPoolExecutor(max_workers=8)
@@ -125,13 +126,17 @@ def garment_step(pipeline: TryOnPipeline, cond, t: int = 500) -> None:
     model.garment_net(cond.cloth_latents, t, encoder_hidden_states=cond.cloth_context)
 
 
+def step_input(cond, latents: torch.Tensor) -> torch.Tensor:
+    """TryonNet's 13-channel input for the guidance batch, as the pipeline builds it."""
+    latent_in = torch.cat([latents, latents])
+    return torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
+
+
 @torch.no_grad()
 def tryon_step(pipeline: TryOnPipeline, cond, latents, t: int = 500) -> torch.Tensor:
-    model = pipeline.model
-    latent_in = torch.cat([latents, latents])
-    latent_in = torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
-    return model.tryon_net(
-        latent_in,
+    """TryonNet alone, on the garment features `garment_step` left in the bank."""
+    return pipeline.model.tryon_net(
+        step_input(cond, latents),
         t,
         encoder_hidden_states=cond.context,
         added_cond_kwargs={"text_embeds": cond.text_embeds, "time_ids": cond.time_ids},
@@ -139,15 +144,15 @@ def tryon_step(pipeline: TryOnPipeline, cond, latents, t: int = 500) -> torch.Te
 
 
 def eager_step(pipeline, cond, latents) -> torch.Tensor:
-    garment_step(pipeline, cond)
-    return tryon_step(pipeline, cond, latents)
+    """GarmentNet + TryonNet without a CUDA graph, whatever the pipeline's setting."""
+    t = torch.tensor(500, device=latents.device)
+    return run_networks(pipeline.model, step_input(cond, latents), t, cond, True)
 
 
 def full_step(pipeline, cond, latents) -> torch.Tensor:
     """GarmentNet + TryonNet as the pipeline runs them (a CUDA graph where enabled)."""
-    latent_in = torch.cat([latents, latents])
-    latent_in = torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
-    return pipeline.networks(latent_in, torch.tensor(500, device=latents.device), cond, True)
+    t = torch.tensor(500, device=latents.device)
+    return pipeline.networks(step_input(cond, latents), t, cond, True)
 
 
 def count_flops(fn: Callable[[], object]) -> float:

@@ -8,7 +8,7 @@ implementation's way of computing, used as the benchmark's baseline.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -38,9 +38,6 @@ class EngineOptimizations:
     def reference(cls) -> EngineOptimizations:
         """Everything off: the original implementation's arithmetic."""
         return cls(**{f.name: False for f in fields(cls)})
-
-    def with_(self, **changes: bool) -> EngineOptimizations:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
