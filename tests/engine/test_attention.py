@@ -39,9 +39,9 @@ def test_queries_from_person_only_equal_concat_then_keep_person_rows():
     person = torch.randn(2 * batch, person_tokens, 32)  # [uncond, cond]
     garment = torch.randn(batch, garment_tokens, 32)
     bank = GarmentFeatureBank()
-    bank.features["blk"] = garment
+    bank.slot("blk").tensor = garment
     bank.guidance = True
-    attn.set_processor(TryonSelfAttentionProcessor(bank, "blk"))
+    attn.set_processor(TryonSelfAttentionProcessor(bank, bank.slot("blk")))
     ours = attn(person)
 
     # The reference: concatenate everything, attend with all queries, keep the person rows; the
@@ -66,9 +66,9 @@ def test_without_guidance_every_row_sees_its_garment():
     attn = make_attention()
     person, garment = torch.randn(3, 8, 32), torch.randn(3, 8, 32)
     bank = GarmentFeatureBank()
-    bank.features["blk"] = garment
+    bank.slot("blk").tensor = garment
     bank.guidance = False
-    attn.set_processor(TryonSelfAttentionProcessor(bank, "blk"))
+    attn.set_processor(TryonSelfAttentionProcessor(bank, bank.slot("blk")))
     everything = torch.cat([person, garment], dim=1)
     reference = full_attention(attn, everything, everything)[:, :8]
     torch.testing.assert_close(attn(person), reference, rtol=1e-5, atol=1e-5)
@@ -79,7 +79,7 @@ def test_garment_capture_records_the_input_and_attends_normally():
     attn = make_attention()
     tokens = torch.randn(2, 10, 32)
     bank = GarmentFeatureBank()
-    attn.set_processor(GarmentCaptureProcessor(bank, "blk"))
+    attn.set_processor(GarmentCaptureProcessor(bank.slot("blk")))
     out = attn(tokens)
     assert bank.features["blk"] is tokens
     torch.testing.assert_close(out, full_attention(attn, tokens, tokens), rtol=1e-5, atol=1e-5)

@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import torch
 import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
@@ -31,30 +35,73 @@ def project_out(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](attn.to_out[0](hidden_states))
 
 
+def garment_feature_order(unet: UNet2DConditionModel) -> list[str]:
+    """Names of GarmentNet's self-attentions in forward order (down, mid, up blocks)."""
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    names = {module: name for name, module in unet.named_modules()}
+    order = []
+    for block in blocks:
+        for attention in getattr(block, "attentions", None) or []:
+            for transformer in attention.transformer_blocks:
+                order.append(names[transformer.attn1])
+    return order
+
+
+class GarmentFeatureSlot:
+    """One GarmentNet self-attention's input for this step, read by TryonNet's same-named block.
+
+    Processors hold their slot rather than a name: a compiled transformer block then reads a
+    tensor attribute (a graph input) instead of a per-block dictionary key, so one compiled graph
+    serves every block of the same shape instead of one graph per block.
+    """
+
+    __slots__ = ("tensor",)
+
+    def __init__(self) -> None:
+        self.tensor: torch.Tensor | None = None
+
+
 class GarmentFeatureBank:
     """Carries one step's garment features from GarmentNet to TryonNet.
 
-    `features[name]` holds (batch, tokens, channels) for the B garments of the batch (conditional
+    `slots[name]` holds (batch, tokens, channels) for the B garments of the batch (conditional
     rows only); `guidance` says whether TryonNet's batch is [uncond B, cond B].
     """
 
     def __init__(self) -> None:
-        self.features: dict[str, torch.Tensor] = {}
+        self.slots: dict[str, GarmentFeatureSlot] = {}
         self.guidance: bool = True
         # Row i of the batch uses garment `index[i]` (GarmentNet ran once per distinct garment).
         self.index: torch.Tensor | None = None
 
+    def slot(self, name: str) -> GarmentFeatureSlot:
+        return self.slots.setdefault(name, GarmentFeatureSlot())
+
+    @property
+    def features(self) -> Mapping[str, torch.Tensor]:
+        """The recorded features by block name in forward order (read-only: set `features` or a
+        slot's tensor to change them)."""
+        return MappingProxyType(
+            {name: s.tensor for name, s in self.slots.items() if s.tensor is not None}
+        )
+
+    @features.setter
+    def features(self, features: Mapping[str, torch.Tensor]) -> None:
+        self.clear()
+        for name, tensor in features.items():
+            self.slot(name).tensor = tensor
+
     def clear(self) -> None:
-        self.features.clear()
+        for s in self.slots.values():
+            s.tensor = None
         self.index = None
 
 
 class GarmentCaptureProcessor:
-    """GarmentNet self-attention: records its input under `name`, then attends as usual."""
+    """GarmentNet self-attention: records its input in its slot, then attends as usual."""
 
-    def __init__(self, bank: GarmentFeatureBank, name: str, capture_only: bool = False) -> None:
-        self.bank = bank
-        self.name = name
+    def __init__(self, slot: GarmentFeatureSlot, capture_only: bool = False) -> None:
+        self.slot = slot
         # The last block's attention output is never used when GarmentNet is truncated.
         self.capture_only = capture_only
 
@@ -66,7 +113,7 @@ class GarmentCaptureProcessor:
         attention_mask: torch.Tensor | None = None,
         **_: object,
     ) -> torch.Tensor:
-        self.bank.features[self.name] = hidden_states
+        self.slot.tensor = hidden_states
         if self.capture_only:
             return torch.zeros_like(hidden_states)
         query = attn.to_q(hidden_states)
@@ -98,10 +145,10 @@ class TryonSelfAttentionProcessor:
     """
 
     def __init__(
-        self, bank: GarmentFeatureBank, name: str, person_queries_only: bool = True
+        self, bank: GarmentFeatureBank, slot: GarmentFeatureSlot, person_queries_only: bool = True
     ) -> None:
         self.bank = bank
-        self.name = name
+        self.slot = slot
         self.person_queries_only = person_queries_only
 
     def __call__(
@@ -112,10 +159,10 @@ class TryonSelfAttentionProcessor:
         attention_mask: torch.Tensor | None = None,
         **_: object,
     ) -> torch.Tensor:
-        bank = self.bank
-        garment = garment_tokens_for(
-            hidden_states, bank.features[self.name], bank.guidance, bank.index
-        )
+        features = self.slot.tensor
+        if features is None:
+            raise RuntimeError("TryonNet ran before GarmentNet recorded this step's features")
+        garment = garment_tokens_for(hidden_states, features, self.bank.guidance, self.bank.index)
         context = torch.cat([hidden_states, garment], dim=1)
         queries = hidden_states if self.person_queries_only else context
         out = attend(attn.to_q(queries), attn.to_k(context), attn.to_v(context), attn.heads)

@@ -25,6 +25,7 @@ from vton.engine.attention import (
     GarmentFeatureBank,
     TryonCrossAttentionProcessor,
     TryonSelfAttentionProcessor,
+    garment_feature_order,
 )
 from vton.engine.keys import (
     RESAMPLER_PREFIX,
@@ -100,12 +101,14 @@ def install_tryon_processors(
     unet: UNet2DConditionModel, bank: GarmentFeatureBank, num_ip_tokens: int
 ) -> None:
     """TryonNet: garment-aware self-attention and IP cross-attention in every transformer block."""
+    for name in garment_feature_order(unet):  # slots in forward order: `bank.features`' order
+        bank.slot(name)
     processors: dict[str, Any] = {}
     for name in unet.attn_processors:
         module_name = name.removesuffix(".processor")
         attn = unet.get_submodule(module_name)
         if module_name.endswith("attn1"):
-            processors[name] = TryonSelfAttentionProcessor(bank, module_name)
+            processors[name] = TryonSelfAttentionProcessor(bank, bank.slot(module_name))
         else:
             processors[name] = TryonCrossAttentionProcessor(
                 hidden_size=attn.to_k.out_features,
@@ -119,7 +122,7 @@ def install_garment_processors(unet: UNet2DConditionModel, bank: GarmentFeatureB
     """GarmentNet: self-attentions record their input into `bank`, cross-attentions stay stock."""
     processors = {
         name: (
-            GarmentCaptureProcessor(bank, name.removesuffix(".processor"))
+            GarmentCaptureProcessor(bank.slot(name.removesuffix(".processor")))
             if name.endswith("attn1.processor")
             else proc
         )
