@@ -36,12 +36,18 @@ def test_tensor_bytes_counts_nested_dataclasses():
     assert tensor_bytes(Outer(Item(torch.zeros(10)), torch.zeros(5, dtype=torch.float16))) == 50
 
 
-def test_distinct_garments_maps_rows_to_shared_garments():
-    samples = [
+def test_distinct_garments_runs_garment_net_once_when_every_sample_shares_the_garment():
+    shared = [sample(p, 0, garment_key="a") for p in range(3)]
+    assert distinct_garments(shared) == ([0], [0, 0, 0])
+
+
+def test_distinct_garments_keeps_the_plain_layout_otherwise():
+    partly_shared = [
         sample(0, 0, garment_key="a"),
         sample(1, 1),
         sample(2, 0, garment_key="a"),
-        sample(3, 2, garment_key="b"),
     ]
-    assert distinct_garments(samples) == ([0, 1, 3], [0, 1, 0, 2])
-    assert distinct_garments(samples[1:2]) == ([0], None)
+    assert distinct_garments(partly_shared) == ([0, 1, 2], None)
+    unkeyed = [sample(0, 0), sample(1, 0)]  # same image, but nothing says it is the same garment
+    assert distinct_garments(unkeyed) == ([0, 1], None)
+    assert distinct_garments(unkeyed[:1]) == ([0], None)

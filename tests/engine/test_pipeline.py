@@ -118,3 +118,22 @@ def test_half_precisions_run_with_the_vae_kept_in_float32(tiny_model_dir, dtype)
 def test_warm_up_runs_each_batch_size(pipeline):
     took = pipeline.warm_up([1, 3], OPTIONS)
     assert sorted(took) == [1, 3] and all(ms > 0 for ms in took.values())
+
+
+def test_warm_up_runs_both_garment_layouts_of_each_batch_size(pipeline):
+    """One garment per sample, and one garment shared by all: every step shape a request can
+    bring is captured (and compiled) at warm-up, none on a user's request."""
+    layouts: list[tuple[int, bool]] = []
+    assemble = pipeline.conditioning.assemble
+
+    def spy(samples, *args, **kwargs):
+        cond = assemble(samples, *args, **kwargs)
+        layouts.append((len(samples), cond.garment_index is not None))
+        return cond
+
+    pipeline.conditioning.assemble = spy
+    try:
+        pipeline.warm_up([1, 3], OPTIONS)
+    finally:
+        del pipeline.conditioning.assemble
+    assert layouts == [(1, False), (3, False), (3, True)]

@@ -261,19 +261,12 @@ class ConditioningEncoder:
 def distinct_garments(samples: Sequence[TryOnSample]) -> tuple[list[int], list[int] | None]:
     """Which samples' garments GarmentNet must run on, and each sample's row among them.
 
-    Samples share a garment only when they name the same `garment_key`. Returns index None when
-    every sample has its own garment (the plain layout).
+    GarmentNet runs once when every sample of a batch names the same `garment_key` (many people,
+    one garment), otherwise once per sample. Partial sharing is not deduplicated on purpose: two
+    layouts per batch size keep the set of step shapes small enough to capture (and compile)
+    them all at warm-up instead of on a user's request. Returns index None for the plain layout.
     """
-    first: dict[str, int] = {}
-    distinct: list[int] = []
-    index: list[int] = []
-    for i, sample in enumerate(samples):
-        key = sample.garment_key
-        if key is None or key not in first:
-            if key is not None:
-                first[key] = len(distinct)
-            index.append(len(distinct))
-            distinct.append(i)
-        else:
-            index.append(first[key])
-    return distinct, (None if len(distinct) == len(samples) else index)
+    keys = {sample.garment_key for sample in samples}
+    if len(samples) > 1 and len(keys) == 1 and None not in keys:
+        return [0], [0] * len(samples)
+    return list(range(len(samples))), None
