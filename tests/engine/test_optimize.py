@@ -1,6 +1,8 @@
-"""Output-preserving optimisations: each must leave the result as it was."""
+"""Output-preserving optimisations leave the result as it was; opt-in modes say they change it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 
@@ -9,6 +11,7 @@ from vton.engine.checkpoint import load_model
 from vton.engine.optimize import (
     EngineOptimizations,
     apply_optimizations,
+    compile_regions,
     garment_feature_order,
     truncate_garment_net,
 )
@@ -82,3 +85,61 @@ def test_every_optimisation_reports_its_status(tiny_model_dir):
     assert {"person_queries_only", "truncate_garment_net", "tf32", "compile"} <= names
     tf32 = next(s for s in status if s.name == "tf32")
     assert not tf32.enabled and "CUDA" in tf32.reason  # this machine has no GPU
+
+
+def test_compiled_transformer_blocks_share_one_graph_per_block_shape(tiny_model_dir):
+    from diffusers.models.attention import BasicTransformerBlock
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = load_model(tiny_model_dir)
+    pipeline = TryOnPipeline(model)
+    expected = pipeline([sample(0, 0)], OPTIONS)[0].image
+    # Dynamo's graphs run without Inductor: the same arithmetic, so the same numbers.
+    blocks = compile_regions(model, block_types=(BasicTransformerBlock,), backend="eager")
+    try:
+        assert pipeline([sample(0, 0)], OPTIONS)[0].image.equal(expected)
+        graphs_batch_1 = counters["stats"]["unique_graphs"]
+        # One graph per block shape, not per block: no graph is specialised on a block's name
+        # (two sizes x TryonNet / GarmentNet / GarmentNet's capture-only last block).
+        assert 0 < graphs_batch_1 <= 6 < blocks
+        pipeline([sample(0, 0), sample(1, 1)], OPTIONS)
+        graphs_dynamic = counters["stats"]["unique_graphs"]
+        pipeline([sample(0, 0), sample(1, 1), sample(2, 2)], OPTIONS)
+        # The second batch size makes the batch dimension symbolic: the third compiles nothing.
+        assert counters["stats"]["unique_graphs"] == graphs_dynamic
+        assert not counters["graph_break"]
+    finally:
+        torch._dynamo.reset()
+
+
+def count_garment_net_calls(pipeline: TryOnPipeline, run) -> int:
+    calls: list[int] = []
+    hook = pipeline.model.garment_net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        run()
+    finally:
+        hook.remove()
+    return len(calls)
+
+
+def test_garment_features_once_is_an_opt_in_that_runs_garment_net_once(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    every_step = TryOnPipeline(model)
+    once = TryOnPipeline(model, EngineOptimizations(garment_features_once=True))
+    assert not EngineOptimizations().garment_features_once  # never a default
+    batch = [sample(0, 0, seed=1), sample(1, 2, seed=2)]
+
+    default = every_step(batch, OPTIONS)
+    got: list = []
+    assert count_garment_net_calls(once, lambda: got.extend(once(batch, OPTIONS))) == 1
+    assert count_garment_net_calls(every_step, lambda: every_step(batch, OPTIONS)) == OPTIONS.steps
+    for a, b in zip(default, got, strict=True):
+        assert torch.isfinite(b.image).all()
+        assert not torch.allclose(a.image, b.image, atol=1e-4)  # it does change the output
+
+    # With one step the reused features are that step's own: the same images.
+    one_step = replace(OPTIONS, steps=1)
+    for a, b in zip(every_step(batch, one_step), once(batch, one_step), strict=True):
+        assert torch.equal(a.image, b.image)

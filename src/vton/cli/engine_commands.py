@@ -56,6 +56,7 @@ def tryon(
 ) -> None:
     from vton.engine.checkpoint import load_model
     from vton.engine.images import open_image
+    from vton.engine.optimize import EngineOptimizations
     from vton.engine.pipeline import TryOnPipeline
     from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
     from vton.engine.schedulers import SCHEDULERS
@@ -81,7 +82,11 @@ def tryon(
         options = DiffusionOptions(
             steps=steps, scheduler=scheduler, guidance_scale=guidance, height=height, width=width
         )
-        pipeline = TryOnPipeline(load_model(model, dtype=torch_dtype, device=torch_device))
+        # One try-on per process: compiling would cost minutes to save milliseconds.
+        pipeline = TryOnPipeline(
+            load_model(model, dtype=torch_dtype, device=torch_device),
+            EngineOptimizations(compile=False),
+        )
         (result,) = pipeline([sample], options)
     except VtonError as exc:
         _fail(str(exc))

@@ -22,7 +22,7 @@ from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_
 from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.schedulers import STEP_KWARGS, build_scheduler
-from vton.engine.step import CudaGraphSteps, run_networks
+from vton.engine.step import CudaGraphSteps, GarmentFeatures, run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
 
@@ -105,13 +105,16 @@ class TryOnPipeline:
         step_kwargs = self._step_kwargs(scheduler, options.scheduler, generators)
         latents = latents * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
+        garment_features = None
+        if self.optimizations.garment_features_once:
+            garment_features = run_garment_net(model, timesteps[0], cond)
         for i, t in enumerate(timesteps):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
                 [latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], dim=1
             )
-            noise = self.networks(latent_in, t, cond, guidance)
+            noise = self.networks(latent_in, t, cond, guidance, garment_features)
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
@@ -121,11 +124,16 @@ class TryOnPipeline:
         return latents
 
     def networks(
-        self, latent_in: torch.Tensor, t: torch.Tensor, cond: BatchConditioning, guidance: bool
+        self,
+        latent_in: torch.Tensor,
+        t: torch.Tensor,
+        cond: BatchConditioning,
+        guidance: bool,
+        garment_features: GarmentFeatures | None = None,
     ) -> torch.Tensor:
         if self.graphs is not None:
-            return self.graphs(latent_in, t, cond, guidance)
-        return run_networks(self.model, latent_in, t, cond, guidance)
+            return self.graphs(latent_in, t, cond, guidance, garment_features)
+        return run_networks(self.model, latent_in, t, cond, guidance, garment_features)
 
     @staticmethod
     def _step_kwargs(scheduler, name: str, generators: list[torch.Generator]) -> dict:
@@ -176,16 +184,33 @@ class TryOnPipeline:
         ]
 
     def warm_up(self, batch_sizes: Iterable[int], options: DiffusionOptions) -> dict[int, float]:
-        """One single-step try-on per batch size (kernel choices, and on CUDA each size's graph
-        captured now rather than on a user's request); returns milliseconds per size."""
+        """One single-step try-on per batch size and garment layout (kernel choices, and on CUDA
+        each step shape's graph captured and compiled now rather than on a user's request: one
+        garment per sample, and one garment shared by all); returns milliseconds per size.
+        The samples are keyed, so with the conditioning cache on they are encoded only once."""
         size = (options.width, options.height)
         gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
         one_step = replace(options, steps=1)
         took: dict[int, float] = {}
         for batch in batch_sizes:
-            samples = [TryOnSample(gray, white, gray, gray, description="a shirt")] * batch
+            own = [
+                TryOnSample(
+                    gray,
+                    white,
+                    gray,
+                    gray,
+                    description="a shirt",
+                    person_key="vton-warm-up",
+                    garment_key=f"vton-warm-up-{i}",
+                )
+                for i in range(batch)
+            ]
+            layouts = [own]
+            if batch > 1 and self.optimizations.dedupe_garments:
+                layouts.append([replace(s, garment_key=own[0].garment_key) for s in own])
             start = time.perf_counter()
-            self(samples, one_step)
+            for samples in layouts:
+                self(samples, one_step)
             took[batch] = (time.perf_counter() - start) * 1000.0
         return took
 

@@ -18,6 +18,9 @@ from vton.engine.conditioning import BatchConditioning
 log = logging.getLogger(__name__)
 
 
+GarmentFeatures = dict[str, torch.Tensor]
+
+
 @torch.no_grad()
 def run_networks(
     model: TryOnModel,
@@ -25,12 +28,16 @@ def run_networks(
     timestep: torch.Tensor,
     cond: BatchConditioning,
     guidance: bool,
+    garment_features: GarmentFeatures | None = None,
 ) -> torch.Tensor:
-    """TryonNet's noise prediction for the (guidance-doubled) batch at `timestep`."""
+    """TryonNet's noise prediction for the (guidance-doubled) batch at `timestep`: GarmentNet
+    runs first, unless `garment_features` (from `run_garment_net`) are given to reuse."""
     bank = model.bank
-    bank.clear()
+    if garment_features is None:
+        run_garment_net(model, timestep, cond)
+    else:
+        bank.features = garment_features
     bank.guidance, bank.index = guidance, cond.garment_index
-    model.garment_net(cond.cloth_latents, timestep, encoder_hidden_states=cond.cloth_context)
     noise = model.tryon_net(
         latent_in,
         timestep,
@@ -41,11 +48,26 @@ def run_networks(
     return noise
 
 
+@torch.no_grad()
+def run_garment_net(
+    model: TryOnModel, timestep: torch.Tensor, cond: BatchConditioning
+) -> GarmentFeatures:
+    """GarmentNet on the batch's distinct garments; leaves its features in the bank and returns
+    them by block name."""
+    model.bank.clear()
+    model.garment_net(cond.cloth_latents, timestep, encoder_hidden_states=cond.cloth_context)
+    return dict(model.bank.features)
+
+
 def _shape_key(
-    latent_in: torch.Tensor, timestep: torch.Tensor, cond: BatchConditioning, guidance: bool
+    latent_in: torch.Tensor,
+    timestep: torch.Tensor,
+    cond: BatchConditioning,
+    guidance: bool,
+    garment_features: GarmentFeatures | None,
 ):
-    tensors = [latent_in, timestep, *_cond_tensors(cond)]
-    return guidance, tuple((tuple(t.shape), t.dtype) for t in tensors)
+    tensors = [latent_in, timestep, *_cond_tensors(cond), *(garment_features or {}).values()]
+    return guidance, garment_features is None, tuple((tuple(t.shape), t.dtype) for t in tensors)
 
 
 def _cond_tensors(cond: BatchConditioning) -> list[torch.Tensor]:
@@ -66,6 +88,7 @@ class _Captured:
     latent_in: torch.Tensor
     timestep: torch.Tensor
     cond: BatchConditioning
+    garment_features: GarmentFeatures | None
     output: torch.Tensor
 
 
@@ -88,17 +111,20 @@ class CudaGraphSteps:
         timestep: torch.Tensor,
         cond: BatchConditioning,
         guidance: bool,
+        garment_features: GarmentFeatures | None = None,
     ) -> torch.Tensor:
         timestep = timestep.reshape(1).to(latent_in.device)
-        key = _shape_key(latent_in, timestep, cond, guidance)
+        key = _shape_key(latent_in, timestep, cond, guidance, garment_features)
         captured = self._graphs.get(key)
         if captured is None:
-            captured = self._capture(latent_in, timestep, cond, guidance)
+            captured = self._capture(latent_in, timestep, cond, guidance, garment_features)
             self._graphs[key] = captured
         captured.latent_in.copy_(latent_in)
         captured.timestep.copy_(timestep)
         for static, given in zip(_cond_tensors(captured.cond), _cond_tensors(cond), strict=True):
             static.copy_(given)
+        for name, static in (captured.garment_features or {}).items():
+            static.copy_(garment_features[name])  # type: ignore[index]
         # mask, masked image and pose latents enter through latent_in (concatenated outside)
         captured.graph.replay()
         return captured.output.clone()
@@ -109,8 +135,14 @@ class CudaGraphSteps:
         timestep: torch.Tensor,
         cond: BatchConditioning,
         guidance: bool,
+        garment_features: GarmentFeatures | None,
     ) -> _Captured:
         static_in, static_t = latent_in.clone(), timestep.clone()
+        static_features = (
+            None
+            if garment_features is None
+            else {name: t.clone() for name, t in garment_features.items()}
+        )
         static_cond = BatchConditioning(
             **{
                 name: (value.clone() if isinstance(value, torch.Tensor) else value)
@@ -121,12 +153,20 @@ class CudaGraphSteps:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up: cuDNN autotuning, lazy inits
             for _ in range(2):
-                run_networks(self.model, static_in, static_t, static_cond, guidance)
+                run_networks(
+                    self.model, static_in, static_t, static_cond, guidance, static_features
+                )
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: other threads (garment registration runs the text encoders) may use the
         # GPU while this one captures; their work is neither captured nor an error.
         with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-            output = run_networks(self.model, static_in, static_t, static_cond, guidance)
-        log.info("captured a CUDA graph for batch shape %s", tuple(latent_in.shape))
-        return _Captured(graph, static_in, static_t, static_cond, output)
+            output = run_networks(
+                self.model, static_in, static_t, static_cond, guidance, static_features
+            )
+        log.info(
+            "captured a CUDA graph for batch shape %s%s",
+            tuple(latent_in.shape),
+            "" if garment_features is None else " (TryonNet only, garment features given)",
+        )
+        return _Captured(graph, static_in, static_t, static_cond, static_features, output)

@@ -71,12 +71,15 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
     if settings.compile:
         # Inductor reads its cache folder from the environment; a kept folder makes restarts fast.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.compile_cache_dir.resolve()))
-    optimizations = EngineOptimizations(compile=settings.compile)
+    optimizations = EngineOptimizations(
+        compile=settings.compile, garment_features_once=settings.garment_features_once
+    )
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
     if fallback_dtype is not None:
         fallback_model = load_model(settings.model_path, dtype=fallback_dtype, device=device)
-        fallback = TryOnPipeline(fallback_model)
+        # The rare retry runs uncompiled: compiling a second copy would double the start-up.
+        fallback = TryOnPipeline(fallback_model, EngineOptimizations(compile=False))
     status = main.optimization_status  # each one is logged with its reason by the engine
     log.info(
         "engine device=%s model=%s dtype=%s vae_dtype=%s fallback_dtype=%s "
