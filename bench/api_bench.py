@@ -28,6 +28,7 @@ import torch
 
 from tests.api.live import LiveServer, make_settings, register_garment, register_person
 from vton.config import Settings
+from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.tiny import make_tiny_model
@@ -86,7 +87,9 @@ def load_fullsize(settings: Settings, device: str) -> DeviceEngine:
     from bench.fullsize import build_fullsize_model
 
     dtype = resolve_dtype(settings.dtype, device)
-    pipeline = TryOnPipeline(build_fullsize_model(dtype, device))
+    pipeline = TryOnPipeline(
+        build_fullsize_model(dtype, device), EngineOptimizations(compile=False)
+    )
     return DeviceEngine(device, pipeline, dtype, None, DevicePipelines(pipeline))
 
 

@@ -1,75 +1,129 @@
-"""Regional torch.compile on the full-size model: compile time, step time, and the difference.
+"""Regional torch.compile on the full-size model: which regions, compile time cold and warm,
+step time under the engine's CUDA graphs, and the difference to the uncompiled step.
 
-PYTHONPATH=src:. python bench/compile_probe.py  (GPU; the optimised engine with and without it)
+PYTHONPATH=src:. python bench/compile_probe.py --phase cold   (then --phase warm, a new process
+with the same TORCHINDUCTOR_CACHE_DIR: the restart a server sees with the cache on disk)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import time
+from pathlib import Path
 
 import torch
+from diffusers.models.attention import FeedForward
+from diffusers.models.resnet import ResnetBlock2D
 
 from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import PERSONS, eager_step, full_step, log, make_sample, noise_image, timed
-from vton.engine.optimize import EngineOptimizations, compile_regions
+from bench.gpu_bench import eager_step, full_step, log, noise_image, one_step_inputs, timed
+from vton.engine.optimize import EngineOptimizations, compile_regions, compiled_block_types
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.step import CudaGraphSteps
-from vton.engine.types import DiffusionOptions
+
+BATCHES = (1, 4)
 
 
-def graphed_copy(pipeline: TryOnPipeline) -> TryOnPipeline:
-    """The same pipeline with fresh CUDA graphs (captured on first use)."""
-    graphed = TryOnPipeline.__new__(TryOnPipeline)
-    graphed.__dict__.update(pipeline.__dict__)
-    graphed.graphs = CudaGraphSteps(pipeline.model)
-    return graphed
+def uncompile(model) -> None:
+    torch._dynamo.reset()
+    for network in (model.tryon_net, model.garment_net, model.vae):
+        for module in network.modules():
+            module._compiled_call_impl = None
+
+
+def measure(pipeline: TryOnPipeline, inputs, reference, label: str, batches) -> dict:
+    """First call per batch (compiles), then the graphed step and the decode, fresh graphs."""
+    out: dict[str, float] = {}
+    for b in batches:
+        cond, latents = inputs[b]
+        start = time.perf_counter()
+        eager_step(pipeline, cond, latents)
+        torch.cuda.synchronize()
+        out[f"b{b} first call s"] = time.perf_counter() - start
+    pipeline.graphs = CudaGraphSteps(pipeline.model)
+    for b in batches:
+        cond, latents = inputs[b]
+        out[f"b{b} graphed step ms"] = (
+            timed(lambda c=cond, x=latents: full_step(pipeline, c, x), 10) * 1e3
+        )
+        noise = full_step(pipeline, cond, latents).float()
+        out[f"b{b} rel L2 vs uncompiled"] = float(
+            (noise - reference[b]).norm() / reference[b].norm()
+        )
+    latents = inputs[1][1]
+    out["vae decode ms"] = timed(lambda: pipeline.decode(latents), 5) * 1e3
+    images = pipeline.decode(latents)[0]
+    out["vae max abs vs uncompiled"] = float((images - reference["decode"]).abs().max())
+    pipeline.graphs = None
+    torch.cuda.empty_cache()
+    for key, value in out.items():
+        log(f"[{label}] {key}: {value:.4g}")
+    return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--phase", choices=["cold", "warm", "channels-last"], default="cold")
+    args = parser.parse_args()
     quiet_model_libraries()
+    card = torch.cuda.get_device_name()
+    log(
+        f"card {card}, torch {torch.__version__}, cache {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}"
+    )
     model = build_fullsize_model(torch.float16)
-    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
+    gpu_bench.PERSONS[:] = [
+        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
+    ]
     gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
-    pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False))
-    rows = []
-    for batch in (1,):
-        samples = [make_sample(0, i, keyed=False) for i in range(batch)]
-        options = DiffusionOptions(steps=1, height=1024, width=768)
-        cond = pipeline.conditioning.assemble(
-            samples, options, guidance=True, dedupe_garments=False
+    pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False, compile=False))
+    inputs = {b: one_step_inputs(pipeline, b) for b in BATCHES}
+    reference = {b: eager_step(pipeline, *inputs[b]).float() for b in BATCHES}
+    reference["decode"] = pipeline.decode(inputs[1][1])[0]
+
+    results: dict[str, dict] = {}
+    blocks = compiled_block_types()
+    if args.phase == "cold":
+        results["none"] = measure(pipeline, inputs, reference, "none", BATCHES)
+        variants = {
+            "resnet+feedforward": ((ResnetBlock2D, FeedForward), False),
+            "resnet+transformer block": (blocks, False),
+        }
+    elif args.phase == "channels-last":
+        variants = {
+            "resnet+transformer block": (blocks, False),
+            "... + channels_last": (blocks, True),
+        }
+    else:
+        variants = {"resnet+transformer block": (blocks, False)}
+    for label, (types, channels_last) in variants.items():
+        uncompile(model)
+        if channels_last:
+            for network in (model.tryon_net, model.garment_net, model.vae):
+                network.to(memory_format=torch.channels_last)
+        count = compile_regions(model, block_types=types)
+        log(f"[{label}] compiled {count} blocks")
+        results[label] = measure(pipeline, inputs, reference, label, BATCHES)
+
+    out = Path(os.environ.get("OUT", "var/bench"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"compile_probe_{args.phase}.json").write_text(
+        json.dumps({"card": card, **results}, indent=2)
+    )
+    keys = sorted({k for r in results.values() for k in r})
+    print(f"\ncard: {card} | torch {torch.__version__} | fp16 1024x768 | phase {args.phase}")
+    print("| measure | " + " | ".join(results) + " |")
+    print("| --- |" + " --- |" * len(results))
+    for key in keys:
+        print(
+            f"| {key} | "
+            + " | ".join(f"{r.get(key, float('nan')):.4g}" for r in results.values())
+            + " |"
         )
-        latents = torch.randn(batch, 4, 128, 96, device="cuda", dtype=torch.float16)
-        rows.append((batch, cond, latents))
-    before = {b: timed(lambda c=c, x=x: eager_step(pipeline, c, x), repeats=5) for b, c, x in rows}
-    plain_graphs = graphed_copy(pipeline)
-    for b, c, x in rows:
-        t = timed(lambda c=c, x=x: full_step(plain_graphs, c, x), repeats=5)
-        log(f"batch {b}: CUDA graph without compile {t * 1e3:.1f} ms")
-    plain_graphs.graphs = None  # free the captured graphs before compiling
-    reference = {b: eager_step(pipeline, c, x).float() for b, c, x in rows}
-    start = time.perf_counter()
-    count = compile_regions(model)
-    for _, c, x in rows:
-        eager_step(pipeline, c, x)
-    torch.cuda.synchronize()
-    compile_s = time.perf_counter() - start
-    log(f"compiled {count} blocks; first calls at batch 1 and 8 took {compile_s:.1f}s")
-    after = {b: timed(lambda c=c, x=x: eager_step(pipeline, c, x), repeats=5) for b, c, x in rows}
-    for b, c, x in rows:
-        out = eager_step(pipeline, c, x).float()
-        rel = float((out - reference[b]).norm() / reference[b].norm())
-        log(
-            f"batch {b}: eager step {before[b] * 1e3:.1f} ms -> compiled regions "
-            f"{after[b] * 1e3:.1f} ms; rel L2 {rel:.2e}"
-        )
-    graphed = graphed_copy(pipeline)
-    for b, c, x in rows:
-        t = timed(lambda c=c, x=x: full_step(graphed, c, x), repeats=5)
-        log(f"batch {b}: compiled regions + CUDA graph {t * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
-    assert PERSONS is not None
     main()

@@ -45,10 +45,10 @@ def main() -> None:
     batch = [sample(i) for i in range(3)]
     for dtype in (torch.float32, torch.float16):
         eager = TryOnPipeline(
-            load_model(path, dtype, "cuda"), EngineOptimizations(cuda_graphs=False)
+            load_model(path, dtype, "cuda"), EngineOptimizations(cuda_graphs=False, compile=False)
         )
         graphed_model = load_model(path, dtype, "cuda")
-        graphed = TryOnPipeline(graphed_model)
+        graphed = TryOnPipeline(graphed_model, EngineOptimizations(compile=False))
         encoder = PromptEncoder(graphed_model)
         stop = threading.Event()
 

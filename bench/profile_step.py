@@ -1,11 +1,13 @@
 """Where one denoising step's GPU time goes: CUDA kernel time by kind (matmul, convolution,
-attention, normalisation, elementwise, other), full-size model, batch 1 and 8, eager.
+attention, normalisation, elementwise, other), full-size model, batch 1 and 8, eager
+(kernel times are what a CUDA graph replays), optionally with the regional compile.
 
-PYTHONPATH=src:. python bench/profile_step.py   (GPU; prints a table, writes $OUT/profile.json)
+PYTHONPATH=src:. python bench/profile_step.py [--compile]   (GPU; writes $OUT/profile.json)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections import defaultdict
@@ -22,6 +24,7 @@ from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 
 KINDS = (
+    ("fused by Inductor (norms, elementwise)", ("triton_",)),
     ("attention", ("flash", "fmha", "attention", "sdpa", "softmax")),
     ("convolution", ("conv", "implicit_gemm", "cudnn", "winograd", "fprop", "dgrad")),
     ("matmul", ("gemm", "cutlass", "cublas", "sm90_xmma", "matmul", "wgmma", "nvjet")),
@@ -39,13 +42,16 @@ def kind_of(name: str) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--compile", action="store_true", help="regional torch.compile on")
+    args = parser.parse_args()
     quiet_model_libraries()
     out = Path(os.environ.get("OUT", "var/bench"))
     out.mkdir(parents=True, exist_ok=True)
     model = build_fullsize_model(torch.float16)
     gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
     gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
-    pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False))
+    pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False, compile=args.compile))
     report: dict[str, dict[str, float]] = {}
     for batch in (1, 8):
         cond, latents = one_step_inputs(pipeline, batch)
@@ -73,7 +79,9 @@ def main() -> None:
         report[f"batch {batch} top kernels (ms)"] = {
             e.key[:90]: (getattr(e, "self_device_time_total", 0) or 0) / 1000.0 for e in top
         }
-    (out / "profile.json").write_text(json.dumps(report, indent=2))
+    (out / f"profile{'_compiled' if args.compile else ''}.json").write_text(
+        json.dumps(report, indent=2)
+    )
     for name, values in report.items():
         print(f"== {name}")
         for key, value in sorted(values.items(), key=lambda kv: -kv[1]):
