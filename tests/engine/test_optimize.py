@@ -71,11 +71,19 @@ def test_keyed_conditioning_is_cached_and_reused(tiny_model_dir):
     keyed = sample(0, 0, seed=3, person_key="u1/upper:v1", garment_key="g0:v1")
     first = pipeline([keyed], OPTIONS)[0]
     assert len(pipeline.conditioning.cache) == 2
-    calls: list[int] = []
-    hook = pipeline.model.vae.encoder.register_forward_hook(lambda *_: calls.append(1))
+    # IP tokens too: the garment's are cached with it, the unconditional ones are a constant.
+    calls: list[str] = []
+    hooks = [
+        module.register_forward_hook(lambda *_, name=name: calls.append(name))
+        for name, module in (
+            ("vae", pipeline.model.vae.encoder),
+            ("resampler", pipeline.model.resampler),
+        )
+    ]
     second = pipeline([keyed], OPTIONS)[0]
-    hook.remove()
-    assert calls == []  # no VAE encoding: both conditionings came from the cache
+    for hook in hooks:
+        hook.remove()
+    assert calls == []  # no encoding: both conditionings came from the cache
     assert torch.equal(first.image, second.image)
 
 

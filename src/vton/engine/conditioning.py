@@ -84,7 +84,7 @@ class PersonConditioning:
 @dataclass
 class GarmentConditioning:
     cloth_latents: torch.Tensor  # (4, h, w)
-    image_state: torch.Tensor  # (tokens, hidden): CLIP's penultimate hidden state
+    image_tokens: torch.Tensor  # (ip tokens, cross dim): the Resampler on CLIP's penultimate state
     text: TextEmbeddings
 
 
@@ -110,7 +110,7 @@ class ConditioningEncoder:
         self.model = model
         self.prompts = PromptEncoder(model)
         self.cache = DeviceLru(cache_bytes)
-        self._uncond_image_state: torch.Tensor | None = None
+        self._uncond_image_tokens: torch.Tensor | None = None
 
     # -- the model's encoders ----------------------------------------------------------------
 
@@ -128,12 +128,18 @@ class ConditioningEncoder:
         pixels = pixels.to(self.model.device, self.model.dtype)
         return self.model.image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
 
-    def uncond_image_state(self) -> torch.Tensor:
-        """The image state of an all-zeros pixel tensor: a constant, computed once per model."""
-        if self._uncond_image_state is None:
+    @torch.no_grad()
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """IP-Adapter tokens of preprocessed pixels: the Resampler on the penultimate CLIP state
+        (row by row independent, so they are computed once per garment and cached with it)."""
+        return self.model.resampler(self.image_states(pixels)).to(self.model.dtype)
+
+    def uncond_image_tokens(self) -> torch.Tensor:
+        """The IP tokens of an all-zeros pixel tensor: a constant, computed once per model."""
+        if self._uncond_image_tokens is None:
             size = self.model.image_encoder.config.image_size
-            self._uncond_image_state = self.image_states(torch.zeros(1, 3, size, size))[0]
-        return self._uncond_image_state
+            self._uncond_image_tokens = self.image_tokens(torch.zeros(1, 3, size, size))[0]
+        return self._uncond_image_tokens
 
     # -- per person, per garment -------------------------------------------------------------
 
@@ -188,9 +194,9 @@ class ConditioningEncoder:
             cloth = self.vae_encode(
                 torch.stack([to_signed_tensor(g, width, height) for g in garments])
             )
-            states = self.image_states(torch.stack([clip_pixels(g, clip_size) for g in garments]))
+            tokens = self.image_tokens(torch.stack([clip_pixels(g, clip_size) for g in garments]))
             texts = self.texts(batch)
-            return [GarmentConditioning(cloth[i], states[i], texts[i]) for i in range(len(batch))]
+            return [GarmentConditioning(cloth[i], tokens[i], texts[i]) for i in range(len(batch))]
 
         return self._cached("garment", samples, lambda s: s.garment_key, (width, height), compute)
 
@@ -223,7 +229,7 @@ class ConditioningEncoder:
 
         prompt = torch.stack([g.text.prompt_embeds for g in garments])
         pooled = torch.stack([g.text.pooled_prompt_embeds for g in garments])
-        states = torch.stack([g.image_state for g in garments])
+        image_tokens = torch.stack([g.image_tokens for g in garments])
         h, w = options.height, options.width
         time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype, device=device)
         time_ids = time_ids.repeat(len(samples), 1)
@@ -234,9 +240,10 @@ class ConditioningEncoder:
             pooled = torch.cat(
                 [torch.stack([g.text.negative_pooled_prompt_embeds for g in garments]), pooled]
             )
-            states = torch.cat([self.uncond_image_state().expand_as(states), states])
+            image_tokens = torch.cat(
+                [self.uncond_image_tokens().expand_as(image_tokens), image_tokens]
+            )
             time_ids = torch.cat([time_ids, time_ids])
-        image_tokens = model.resampler(states)
 
         def rows(values: list[torch.Tensor]) -> torch.Tensor:
             x = torch.stack(values)
@@ -246,7 +253,7 @@ class ConditioningEncoder:
             distinct_garments(samples) if dedupe_garments else (list(range(len(samples))), None)
         )
         return BatchConditioning(
-            context=torch.cat([prompt, image_tokens.to(dtype)], dim=1),
+            context=torch.cat([prompt, image_tokens], dim=1),
             text_embeds=pooled,
             time_ids=time_ids,
             mask=rows([p.mask for p in persons]),
