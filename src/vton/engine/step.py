@@ -1,7 +1,8 @@
 """One denoising step's network work: GarmentNet on the garments, then TryonNet on the batch.
 
-`run_networks` is the eager computation. `CudaGraphSteps` captures it once per batch shape in a
-CUDA graph and replays it: the same kernels on the same inputs (so the same numbers), without
+`run_networks` is the eager computation (TryonNet alone when GarmentNet's features are given, the
+opt-in `garment_features_once` mode). `CudaGraphSteps` captures it once per step shape in a CUDA
+graph and replays it: the same kernels on the same inputs (so the same numbers), without
 re-issuing thousands of kernel launches from Python every step, which dominates at small batch.
 """
 
