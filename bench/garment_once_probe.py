@@ -6,9 +6,6 @@ PYTHONPATH=src:. python bench/garment_once_probe.py   (GPU; BENCH_SMOKE=1 for a 
 
 from __future__ import annotations
 
-import copy
-from dataclasses import replace
-
 import torch
 
 from bench import gpu_bench
@@ -25,6 +22,7 @@ from bench.gpu_bench import (
     step_input,
     timed,
     tryon,
+    with_garment_features_once,
 )
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
@@ -41,8 +39,7 @@ def main() -> None:
     ]
     gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
     default = TryOnPipeline(model, EngineOptimizations())
-    once = copy.copy(default)
-    once.optimizations = replace(default.optimizations, garment_features_once=True)
+    once = with_garment_features_once(default)
     rows: list[tuple[str, float, float]] = []
     for batch in (1, 8):
         cond, latents = one_step_inputs(default, batch)

@@ -279,10 +279,16 @@ def measure_all(
     return r
 
 
+def with_garment_features_once(pipeline: TryOnPipeline) -> TryOnPipeline:
+    """The same pipeline (model, graphs, caches) in the opt-in garment_features_once mode."""
+    once = copy.copy(pipeline)
+    once.optimizations = replace(pipeline.optimizations, garment_features_once=True)
+    return once
+
+
 def measure_garment_features_once(optimised: TryOnPipeline, default_png: bytes) -> dict:
-    """The opt-in mode on the optimised pipeline (same model, graphs and caches)."""
-    once = copy.copy(optimised)
-    once.optimizations = replace(optimised.optimizations, garment_features_once=True)
+    """The opt-in mode on the optimised pipeline."""
+    once = with_garment_features_once(optimised)
     one = [make_sample(0, 0, keyed=True)]
     png = tryon(once, one, 20)[0]  # also captures its TryonNet-only graph
     max_abs, image_psnr = psnr(default_png, png)

@@ -77,6 +77,12 @@ class GarmentFeatureBank:
     def slot(self, name: str) -> GarmentFeatureSlot:
         return self.slots.setdefault(name, GarmentFeatureSlot())
 
+    def add_slots(self, unet: UNet2DConditionModel) -> None:
+        """One slot per self-attention of `unet`, created in forward order (the order of
+        `features`), whichever of the two UNets is installed first."""
+        for name in garment_feature_order(unet):
+            self.slot(name)
+
     @property
     def features(self) -> Mapping[str, torch.Tensor]:
         """The recorded features by block name in forward order (read-only: set `features` or a

@@ -25,7 +25,6 @@ from vton.engine.attention import (
     GarmentFeatureBank,
     TryonCrossAttentionProcessor,
     TryonSelfAttentionProcessor,
-    garment_feature_order,
 )
 from vton.engine.keys import (
     RESAMPLER_PREFIX,
@@ -101,8 +100,7 @@ def install_tryon_processors(
     unet: UNet2DConditionModel, bank: GarmentFeatureBank, num_ip_tokens: int
 ) -> None:
     """TryonNet: garment-aware self-attention and IP cross-attention in every transformer block."""
-    for name in garment_feature_order(unet):  # slots in forward order: `bank.features`' order
-        bank.slot(name)
+    bank.add_slots(unet)
     processors: dict[str, Any] = {}
     for name in unet.attn_processors:
         module_name = name.removesuffix(".processor")
@@ -120,6 +118,7 @@ def install_tryon_processors(
 
 def install_garment_processors(unet: UNet2DConditionModel, bank: GarmentFeatureBank) -> None:
     """GarmentNet: self-attentions record their input into `bank`, cross-attentions stay stock."""
+    bank.add_slots(unet)
     processors = {
         name: (
             GarmentCaptureProcessor(bank.slot(name.removesuffix(".processor")))
