@@ -8,14 +8,11 @@ as PNG bytes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Protocol
-
-from PIL import Image
 
 from vton.engine.types import DiffusionOptions
 from vton.errors import InvalidInput
@@ -88,10 +85,3 @@ class InMemoryResultCache:
             while self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= len(evicted)
-
-
-def encode_png(image: Image.Image) -> bytes:
-    """PNG bytes of the image, favouring speed over size (compress level 1)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
