@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vton.config import Settings
-from vton.service.engine import load_engine
+from vton.service.engine import load_engine, model_identity
 
 
 def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> None:
@@ -29,3 +29,13 @@ def test_output_changing_modes_are_off_by_default(tiny_model_dir) -> None:
     assert settings.compile  # on by default; reported off here because this is not CUDA
     compile_status = next(s for s in engine.pipeline.optimization_status if s.name == "compile")
     assert not compile_status.enabled and "CUDA" in compile_status.reason
+
+
+def test_output_changing_modes_are_part_of_the_result_cache_identity(tiny_model_dir) -> None:
+    plain = Settings(_env_file=None, model_path=tiny_model_dir, fallback_dtype="none")
+    once = plain.model_copy(update={"garment_features_once": True, "fp8_linear": True})
+    default_id = model_identity(plain, [load_engine(plain, "cpu")])
+    once_id = model_identity(once, [load_engine(once, "cpu")])
+    assert default_id.endswith(":float32")
+    # fp8 is wanted but off on the CPU, so it does not change the output and is not named
+    assert once_id == f"{default_id}:garment_features_once"

@@ -11,7 +11,7 @@ import torch
 
 from vton.config import Settings
 from vton.engine.checkpoint import load_model
-from vton.engine.optimize import EngineOptimizations
+from vton.engine.optimize import OUTPUT_CHANGING, EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
 from vton.engine.types import DiffusionOptions
@@ -72,7 +72,9 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
         # Inductor reads its cache folder from the environment; a kept folder makes restarts fast.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.compile_cache_dir.resolve()))
     optimizations = EngineOptimizations(
-        compile=settings.compile, garment_features_once=settings.garment_features_once
+        compile=settings.compile,
+        garment_features_once=settings.garment_features_once,
+        fp8_linear=settings.fp8_linear,
     )
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
@@ -96,9 +98,19 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
 
 
 def model_identity(settings: Settings, engines: list[DeviceEngine]) -> str:
-    """What the result cache keys on for the model: the checkpoint folder and the precision."""
+    """What the (persistent) result cache keys on for the model: the checkpoint folder, the
+    precision and the output-changing modes that are on, so no mode serves another's images."""
     dtypes = sorted({_name(engine.dtype) for engine in engines})
-    return f"{settings.model_path.resolve()}:{','.join(dtypes)}"
+    modes = sorted(
+        {
+            status.name
+            for engine in engines
+            for status in engine.pipeline.optimization_status
+            if status.enabled and status.name in OUTPUT_CHANGING
+        }
+    )
+    identity = f"{settings.model_path.resolve()}:{','.join(dtypes)}"
+    return f"{identity}:{'+'.join(modes)}" if modes else identity
 
 
 def warm_up(engine: DeviceEngine, settings: Settings) -> None:

@@ -1,0 +1,193 @@
+"""The opt-in output-changing modes against the default, one process, identical weights and inputs:
+garment_features_once, fp8_linear, and both. For each: the graphed step at batch 1 and 8, one
+20-step try-on, 10 garments on one person, the step's noise and the image against the default's.
+Also the card's fp8 vs fp16 matmul rate, and where one default try-on's time goes (phases and the
+GPU's idle time between kernels).
+
+PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+
+from bench import gpu_bench
+from bench.fullsize import build_fullsize_model
+from bench.gpu_bench import (
+    DEVICE,
+    OUT,
+    log,
+    make_sample,
+    noise_image,
+    one_step_inputs,
+    png_bytes,
+    psnr,
+    smoke_model,
+    step_input,
+    sync,
+    timed,
+    tryon,
+    with_garment_features_once,
+)
+from vton.engine.fp8 import FP8
+from vton.engine.optimize import EngineOptimizations
+from vton.engine.pipeline import TryOnPipeline
+from vton.engine.runtime import quiet_model_libraries
+from vton.engine.step import run_garment_net
+from vton.engine.types import DiffusionOptions, TryOnSample
+
+MODES = ("default", "garment_features_once", "fp8_linear", "fp8_linear + garment_features_once")
+
+
+def fp8_matmul_rate(n: int = 8192) -> float:
+    a = torch.randn(n, n, device="cuda").to(FP8)
+    b = torch.randn(n, n, device="cuda").to(FP8).t()
+    one = torch.ones((), device="cuda")
+    seconds = timed(
+        lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float16),
+        repeats=20,
+        warmup=3,
+    )
+    return 2 * n**3 / seconds / 1e12
+
+
+def step_ms(pipeline: TryOnPipeline, batch: int) -> tuple[float, torch.Tensor]:
+    """The graphed step as the pipeline runs it (TryonNet alone in garment_features_once mode, on
+    features from the same timestep), and its noise prediction."""
+    cond, latents = one_step_inputs(pipeline, batch)
+    t = torch.tensor(500, device=DEVICE)
+    features = None
+    if pipeline.optimizations.garment_features_once:
+        features = run_garment_net(pipeline.model, t, cond)
+        pipeline.model.bank.clear()
+
+    def step() -> torch.Tensor:
+        return pipeline.networks(step_input(cond, latents), t, cond, True, features)
+
+    return timed(step, repeats=10) * 1e3, step().float()
+
+
+def where_the_time_goes(pipeline: TryOnPipeline) -> dict[str, float]:
+    """One default try-on split into phases, and the GPU's idle time while it runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    one = [make_sample(0, 0, keyed=True)]
+    options = DiffusionOptions(steps=20, height=gpu_bench.H, width=gpu_bench.W)
+    outputs = pipeline(one, options)
+    split = {f"{k}_ms": v for k, v in outputs[0].timings_ms.items()}
+    split["png_ms"] = timed(lambda: png_bytes(outputs[0].pil), repeats=5) * 1e3
+    split["pipeline_call_ms"] = timed(lambda: pipeline(one, options), repeats=3) * 1e3
+    if DEVICE != "cuda":
+        return split
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        pipeline(one, options)
+        sync()
+    kernels = sorted(
+        (e.time_range.start, e.time_range.end, e.name)
+        for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CUDA
+    )
+    busy, gaps, end = 0.0, [], kernels[0][0]
+    for start, stop, name in kernels:
+        if start > end:
+            gaps.append((start - end, name))
+        busy += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    span = kernels[-1][1] - kernels[0][0]
+    split["gpu_span_ms"], split["gpu_busy_ms"] = span / 1e3, busy / 1e3
+    split["gpu_idle_ms"] = (span - busy) / 1e3
+    gaps.sort(reverse=True)
+    split["gaps_over_0.1ms"] = sum(1 for g, _ in gaps if g > 100)
+    for i, (gap, name) in enumerate(gaps[:8]):
+        log(f"  gap {i}: {gap / 1e3:.2f} ms before {name[:90]}")
+    return split
+
+
+def measure_mode(
+    pipeline: TryOnPipeline, one: list[TryOnSample], garments: list[TryOnSample]
+) -> tuple[dict[str, object], torch.Tensor, bytes]:
+    """Warm-up (compile and capture), the graphed step, one try-on and 10 garments."""
+    start = time.perf_counter()
+    options = DiffusionOptions(steps=1, height=gpu_bench.H, width=gpu_bench.W)
+    took = pipeline.warm_up((1, 8, 10), options)
+    r: dict[str, object] = {"warm_up_s": time.perf_counter() - start, "warm_up_ms": took}
+    r["step_b1_ms"], noise = step_ms(pipeline, 1)
+    r["step_b8_ms"], _ = step_ms(pipeline, 8)
+    png = tryon(pipeline, one, 20)[0]
+    r["tryon_s"] = timed(lambda: tryon(pipeline, one, 20), repeats=5)
+    r["g10_s"] = timed(lambda: tryon(pipeline, garments, 20), repeats=1)
+    return r, noise, png
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    quiet_model_libraries()
+    smoke = DEVICE != "cuda"
+    card = "cpu smoke test" if smoke else torch.cuda.get_device_name()
+    if not smoke:
+        fp16 = gpu_bench.matmul_rate(torch.float16)
+        log(f"matmul rate 8192^3: fp16 {fp16:.0f} TFLOP/s, fp8 {fp8_matmul_rate():.0f} TFLOP/s")
+    start = time.perf_counter()
+    model = smoke_model() if smoke else build_fullsize_model(torch.float16)
+    fp8_model = copy.deepcopy(model)  # the same weights
+    log(f"built two full-size models in {time.perf_counter() - start:.0f}s")
+    gpu_bench.PERSONS[:] = [
+        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
+    ]
+    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(16)]
+
+    compile_ = not args.no_compile
+    default = TryOnPipeline(model, EngineOptimizations(compile=compile_))
+    fp8 = TryOnPipeline(fp8_model, EngineOptimizations(compile=compile_, fp8_linear=True))
+    log(next(s.line() for s in fp8.optimization_status if s.name == "fp8_linear"))
+    pipelines = {
+        MODES[0]: default,
+        MODES[1]: with_garment_features_once(default),
+        MODES[2]: fp8,
+        MODES[3]: with_garment_features_once(fp8),
+    }
+    one = [make_sample(0, 0, keyed=True)]
+    garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
+    results: dict[str, dict[str, object]] = {}
+    reference_noise: torch.Tensor | None = None
+    reference_png: bytes | None = None
+    for mode, pipeline in pipelines.items():
+        try:
+            r, noise, png = measure_mode(pipeline, one, garments)
+        except Exception as exc:  # keep the other modes' numbers
+            log(f"[{mode}] failed: {exc!r}")
+            continue
+        if reference_noise is None:
+            reference_noise, reference_png = noise, png
+        else:
+            r["noise_rel_l2"] = float((noise - reference_noise).norm() / reference_noise.norm())
+            max_abs, image_psnr = psnr(reference_png, png)
+            r["image_vs_default"] = f"{max_abs} / {image_psnr:.1f} dB"
+        results[mode] = r
+        log(f"[{mode}] {r}")
+    split = where_the_time_goes(default)
+    log(f"one default try-on, where the time goes: {json.dumps(split)}")
+    (OUT / "modes_probe.json").write_text(json.dumps({"results": results, "split": split}))
+
+    log(f"\ncard: {card} | torch {torch.__version__} | compile {compile_}")
+    columns = "step b1 (ms) | step b8 (ms) | one try-on (s) | 10 garments (s) | noise rel L2"
+    log(f"| mode | {columns} | image vs default |")
+    log("| --- | --- | --- | --- | --- | --- | --- |")
+    for mode, r in results.items():
+        log(
+            f"| {mode} | {r['step_b1_ms']:.1f} | {r['step_b8_ms']:.1f} | {r['tryon_s']:.3f} | "
+            f"{r['g10_s']:.2f} | {r.get('noise_rel_l2', 0):.2e} | "
+            f"{r.get('image_vs_default', '-')} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
