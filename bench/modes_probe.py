@@ -1,8 +1,7 @@
-"""The opt-in output-changing modes against the default, one process, identical weights and inputs:
-garment_features_once, fp8_linear, and both. For each: the graphed step at batch 1 and 8, one
-20-step try-on, 10 garments on one person, the step's noise and the image against the default's.
-Also the card's fp8 vs fp16 matmul rate, and where one default try-on's time goes (phases and the
-GPU's idle time between kernels).
+"""The opt-in output-changing mode (garment_features_once) against the default, one process,
+identical weights and inputs: the graphed step at batch 1 and 8, one 20-step try-on, 10 garments
+on one person, the image against the default's. Also where one default try-on's time goes
+(phases, and the GPU's idle time between kernels with the largest gaps).
 
 PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
 """
@@ -10,7 +9,6 @@ PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
@@ -25,7 +23,6 @@ from bench.gpu_bench import (
     make_sample,
     noise_image,
     one_step_inputs,
-    png_bytes,
     psnr,
     smoke_model,
     step_input,
@@ -34,31 +31,17 @@ from bench.gpu_bench import (
     tryon,
     with_garment_features_once,
 )
-from vton.engine.fp8 import FP8
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.step import run_garment_net
 from vton.engine.types import DiffusionOptions, TryOnSample
-
-MODES = ("default", "garment_features_once", "fp8_linear", "fp8_linear + garment_features_once")
-
-
-def fp8_matmul_rate(n: int = 8192) -> float:
-    a = torch.randn(n, n, device="cuda").to(FP8)
-    b = torch.randn(n, n, device="cuda").to(FP8).t()
-    one = torch.ones((), device="cuda")
-    seconds = timed(
-        lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float16),
-        repeats=20,
-        warmup=3,
-    )
-    return 2 * n**3 / seconds / 1e12
+from vton.scheduler.png import encode_png
 
 
-def step_ms(pipeline: TryOnPipeline, batch: int) -> tuple[float, torch.Tensor]:
+def step_ms(pipeline: TryOnPipeline, batch: int) -> float:
     """The graphed step as the pipeline runs it (TryonNet alone in garment_features_once mode, on
-    features from the same timestep), and its noise prediction."""
+    features from the same timestep)."""
     cond, latents = one_step_inputs(pipeline, batch)
     t = torch.tensor(500, device=DEVICE)
     features = None
@@ -69,7 +52,7 @@ def step_ms(pipeline: TryOnPipeline, batch: int) -> tuple[float, torch.Tensor]:
     def step() -> torch.Tensor:
         return pipeline.networks(step_input(cond, latents), t, cond, True, features)
 
-    return timed(step, repeats=10) * 1e3, step().float()
+    return timed(step, repeats=10) * 1e3
 
 
 def where_the_time_goes(pipeline: TryOnPipeline) -> dict[str, float]:
@@ -80,7 +63,7 @@ def where_the_time_goes(pipeline: TryOnPipeline) -> dict[str, float]:
     options = DiffusionOptions(steps=20, height=gpu_bench.H, width=gpu_bench.W)
     outputs = pipeline(one, options)
     split = {f"{k}_ms": v for k, v in outputs[0].timings_ms.items()}
-    split["png_ms"] = timed(lambda: png_bytes(outputs[0].pil), repeats=5) * 1e3
+    split["png_ms"] = timed(lambda: encode_png(outputs[0].pil), repeats=5) * 1e3
     split["pipeline_call_ms"] = timed(lambda: pipeline(one, options), repeats=3) * 1e3
     if DEVICE != "cuda":
         return split
@@ -110,18 +93,18 @@ def where_the_time_goes(pipeline: TryOnPipeline) -> dict[str, float]:
 
 def measure_mode(
     pipeline: TryOnPipeline, one: list[TryOnSample], garments: list[TryOnSample]
-) -> tuple[dict[str, object], torch.Tensor, bytes]:
+) -> tuple[dict[str, object], bytes]:
     """Warm-up (compile and capture), the graphed step, one try-on and 10 garments."""
     start = time.perf_counter()
     options = DiffusionOptions(steps=1, height=gpu_bench.H, width=gpu_bench.W)
     took = pipeline.warm_up((1, 8, 10), options)
     r: dict[str, object] = {"warm_up_s": time.perf_counter() - start, "warm_up_ms": took}
-    r["step_b1_ms"], noise = step_ms(pipeline, 1)
-    r["step_b8_ms"], _ = step_ms(pipeline, 8)
+    r["step_b1_ms"] = step_ms(pipeline, 1)
+    r["step_b8_ms"] = step_ms(pipeline, 8)
     png = tryon(pipeline, one, 20)[0]
     r["tryon_s"] = timed(lambda: tryon(pipeline, one, 20), repeats=5)
     r["g10_s"] = timed(lambda: tryon(pipeline, garments, 20), repeats=1)
-    return r, noise, png
+    return r, png
 
 
 def main() -> None:
@@ -132,13 +115,7 @@ def main() -> None:
     quiet_model_libraries()
     smoke = DEVICE != "cuda"
     card = "cpu smoke test" if smoke else torch.cuda.get_device_name()
-    if not smoke:
-        fp16 = gpu_bench.matmul_rate(torch.float16)
-        log(f"matmul rate 8192^3: fp16 {fp16:.0f} TFLOP/s, fp8 {fp8_matmul_rate():.0f} TFLOP/s")
-    start = time.perf_counter()
     model = smoke_model() if smoke else build_fullsize_model(torch.float16)
-    fp8_model = copy.deepcopy(model)  # the same weights
-    log(f"built two full-size models in {time.perf_counter() - start:.0f}s")
     gpu_bench.PERSONS[:] = [
         (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
     ]
@@ -146,29 +123,20 @@ def main() -> None:
 
     compile_ = not args.no_compile
     default = TryOnPipeline(model, EngineOptimizations(compile=compile_))
-    fp8 = TryOnPipeline(fp8_model, EngineOptimizations(compile=compile_, fp8_linear=True))
-    log(next(s.line() for s in fp8.optimization_status if s.name == "fp8_linear"))
-    pipelines = {
-        MODES[0]: default,
-        MODES[1]: with_garment_features_once(default),
-        MODES[2]: fp8,
-        MODES[3]: with_garment_features_once(fp8),
-    }
+    pipelines = {"default": default, "garment_features_once": with_garment_features_once(default)}
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
     results: dict[str, dict[str, object]] = {}
-    reference_noise: torch.Tensor | None = None
     reference_png: bytes | None = None
     for mode, pipeline in pipelines.items():
         try:
-            r, noise, png = measure_mode(pipeline, one, garments)
+            r, png = measure_mode(pipeline, one, garments)
         except Exception as exc:  # keep the other modes' numbers
             log(f"[{mode}] failed: {exc!r}")
             continue
-        if reference_noise is None:
-            reference_noise, reference_png = noise, png
+        if reference_png is None:
+            reference_png = png
         else:
-            r["noise_rel_l2"] = float((noise - reference_noise).norm() / reference_noise.norm())
             max_abs, image_psnr = psnr(reference_png, png)
             r["image_vs_default"] = f"{max_abs} / {image_psnr:.1f} dB"
         results[mode] = r
@@ -178,14 +146,13 @@ def main() -> None:
     (OUT / "modes_probe.json").write_text(json.dumps({"results": results, "split": split}))
 
     log(f"\ncard: {card} | torch {torch.__version__} | compile {compile_}")
-    columns = "step b1 (ms) | step b8 (ms) | one try-on (s) | 10 garments (s) | noise rel L2"
+    columns = "step b1 (ms) | step b8 (ms) | one try-on (s) | 10 garments (s)"
     log(f"| mode | {columns} | image vs default |")
-    log("| --- | --- | --- | --- | --- | --- | --- |")
+    log("| --- | --- | --- | --- | --- | --- |")
     for mode, r in results.items():
         log(
             f"| {mode} | {r['step_b1_ms']:.1f} | {r['step_b8_ms']:.1f} | {r['tryon_s']:.3f} | "
-            f"{r['g10_s']:.2f} | {r.get('noise_rel_l2', 0):.2e} | "
-            f"{r.get('image_vs_default', '-')} |"
+            f"{r['g10_s']:.2f} | {r.get('image_vs_default', '-')} |"
         )
 
 

@@ -93,10 +93,6 @@ class Settings(BaseSettings):
     """Opt-in speed mode that CHANGES the output: GarmentNet runs once per try-on (at the first
     timestep) instead of every step, and every step reuses its features."""
 
-    fp8_linear: bool = False
-    """Opt-in speed mode that CHANGES the output: the transformer blocks' linear layers multiply
-    in fp8 (e4m3) on GPUs that have fp8 tensor cores (Ada, Hopper); elsewhere it stays off."""
-
     width: int = Field(768, ge=32, le=2048)
     """Working width of a try-on (the engine's output); a multiple of the model's size factor."""
 

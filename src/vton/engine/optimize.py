@@ -8,7 +8,6 @@ implementation's way of computing, used as the benchmark's baseline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -21,7 +20,6 @@ from vton.engine.attention import (
     garment_feature_order,
 )
 from vton.engine.checkpoint import TryOnModel
-from vton.engine.fp8 import convert_transformer_linears, fp8_supported
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +40,6 @@ class EngineOptimizations:
     # Changes the output (opt-in, never a default): GarmentNet runs once per try-on, at the first
     # timestep, and every step reuses its features (GarmentNet is ~28% of a step's FLOPs).
     garment_features_once: bool = False
-    # Changes the output (opt-in): the transformer blocks' linear layers multiply in fp8 (e4m3,
-    # per-channel weight and per-token input scales) on GPUs with fp8 tensor cores.
-    fp8_linear: bool = False
 
     @classmethod
     def reference(cls) -> EngineOptimizations:
@@ -53,7 +48,7 @@ class EngineOptimizations:
 
 
 # The opt-in modes whose images differ from the default's (beyond fp16 noise).
-OUTPUT_CHANGING = ("garment_features_once", "fp8_linear")
+OUTPUT_CHANGING = ("garment_features_once",)
 
 
 @dataclass(frozen=True)
@@ -110,7 +105,6 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         "setting: changes the output" if opts.garment_features_once else "off by default",
     )
     report("cache_conditioning", opts.cache_conditioning, "setting")
-    _apply_fp8(model, opts.fp8_linear, report)
 
     for name, wanted, apply in (
         ("tf32", opts.tf32, _enable_tf32),
@@ -160,21 +154,6 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
     for s in status:
         log.info(s.line())
     return status
-
-
-def _apply_fp8(model: TryOnModel, wanted: bool, report: Callable[[str, bool, str], None]) -> None:
-    """Before compile, so the compiled blocks trace the fp8 layers."""
-    if not wanted:
-        report("fp8_linear", False, "off by default")
-        return
-    supported, why = fp8_supported(model.device)
-    if not supported:
-        report("fp8_linear", False, f"wanted, but {why}")
-        return
-    count = sum(convert_transformer_linears(n) for n in (model.tryon_net, model.garment_net))
-    report(
-        "fp8_linear", True, f"setting: changes the output; {count} linear layers in e4m3 ({why})"
-    )
 
 
 def compiled_block_types() -> tuple[type[nn.Module], ...]:

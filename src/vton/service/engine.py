@@ -74,7 +74,6 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
     optimizations = EngineOptimizations(
         compile=settings.compile,
         garment_features_once=settings.garment_features_once,
-        fp8_linear=settings.fp8_linear,
     )
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
