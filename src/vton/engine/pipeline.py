@@ -108,11 +108,7 @@ class TryOnPipeline:
         garment_features = None
         if self.optimizations.garment_features_once:
             garment_features = run_garment_net(model, timesteps[0], cond)
-        # The scheduler's own arithmetic reads its timestep on the host (`t > 0`, table lookups):
-        # given the device copy, each read would wait for the GPU to finish the step, and the GPU
-        # would then idle while the host issues the next one.
-        host_timesteps = timesteps.cpu()
-        for i, (t, t_host) in enumerate(zip(timesteps, host_timesteps, strict=True)):
+        for i, t in enumerate(timesteps):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
@@ -122,7 +118,7 @@ class TryOnPipeline:
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
-            latents = scheduler.step(noise, t_host, latents, **step_kwargs).prev_sample
+            latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
             if on_step is not None:
                 on_step(i + 1, len(timesteps))
         return latents
