@@ -273,16 +273,17 @@ def measure_all(
     return r
 
 
-def with_garment_features_once(pipeline: TryOnPipeline) -> TryOnPipeline:
-    """The same pipeline (model, graphs, caches) in the opt-in garment_features_once mode."""
-    once = copy.copy(pipeline)
-    once.optimizations = replace(pipeline.optimizations, garment_features_once=True)
-    return once
+def with_optimizations(pipeline: TryOnPipeline, **changes: bool) -> TryOnPipeline:
+    """The same pipeline (model, graphs, caches) with pipeline-level switches changed (those read
+    per call: garment_features_once, sync_free_steps)."""
+    variant = copy.copy(pipeline)
+    variant.optimizations = replace(pipeline.optimizations, **changes)
+    return variant
 
 
 def measure_garment_features_once(optimised: TryOnPipeline, default_png: bytes) -> dict:
     """The opt-in mode on the optimised pipeline."""
-    once = with_garment_features_once(optimised)
+    once = with_optimizations(optimised, garment_features_once=True)
     one = [make_sample(0, 0, keyed=True)]
     png = tryon(once, one, 20)[0]  # also captures its TryonNet-only graph
     max_abs, image_psnr = psnr(default_png, png)

@@ -1,6 +1,7 @@
-"""The opt-in output-changing mode (garment_features_once) against the default, one process,
-identical weights and inputs: the graphed step at batch 1 and 8, one 20-step try-on, 10 garments
-on one person, the image against the default's. Also where one default try-on's time goes
+"""Pipeline-level variants against the default, one process, identical weights and inputs: the
+opt-in garment_features_once mode (changes the output) and the default without sync_free_steps
+(the same output): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
+person, the image against the default's. Also where one default try-on's time goes
 (phases, and the GPU's idle time between kernels with the largest gaps).
 
 PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
@@ -29,7 +30,7 @@ from bench.gpu_bench import (
     sync,
     timed,
     tryon,
-    with_garment_features_once,
+    with_optimizations,
 )
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
@@ -123,7 +124,11 @@ def main() -> None:
 
     compile_ = not args.no_compile
     default = TryOnPipeline(model, EngineOptimizations(compile=compile_))
-    pipelines = {"default": default, "garment_features_once": with_garment_features_once(default)}
+    pipelines = {
+        "default": default,
+        "garment_features_once": with_optimizations(default, garment_features_once=True),
+        "default, sync_free_steps off": with_optimizations(default, sync_free_steps=False),
+    }
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
     results: dict[str, dict[str, object]] = {}

@@ -35,6 +35,7 @@ class EngineOptimizations:
     tf32: bool = True  # TF32 matmuls/convolutions for the fp32 work (the VAE)
     cudnn_benchmark: bool = True  # cuDNN picks the fastest convolution per shape
     cuda_graphs: bool = True  # each batch shape's network step captured once, then replayed
+    sync_free_steps: bool = True  # DDPM steps that never wait for the GPU (see engine/ddpm.py)
     compile: bool = True  # regional torch.compile (resnet, transformer blocks); slow first start
     channels_last: bool = True  # NHWC for the convolutions; only with compile (eager: slower)
     # Changes the output (opt-in, never a default): GarmentNet runs once per try-on, at the first
@@ -105,6 +106,13 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         "setting: changes the output" if opts.garment_features_once else "off by default",
     )
     report("cache_conditioning", opts.cache_conditioning, "setting")
+    report(
+        "sync_free_steps",
+        opts.sync_free_steps,
+        "DDPM: host timesteps, noise copied without a wait; progress one step behind"
+        if opts.sync_free_steps
+        else "disabled by setting",
+    )
 
     for name, wanted, apply in (
         ("tf32", opts.tf32, _enable_tf32),

@@ -19,14 +19,15 @@ from PIL import Image
 
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
+from vton.engine.ddpm import SyncFreeDdpm
 from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
+from vton.engine.progress import StepCallback, StepProgress
 from vton.engine.schedulers import STEP_KWARGS, build_scheduler
 from vton.engine.step import CudaGraphSteps, GarmentFeatures, run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
 
-StepCallback = Callable[[int, int], None]
 CONDITIONING_CACHE_BYTES = 2 << 30
 
 
@@ -101,26 +102,29 @@ class TryOnPipeline:
     ) -> torch.Tensor:
         model = self.model
         scheduler = build_scheduler(options.scheduler, model.scheduler_config)
-        scheduler.set_timesteps(options.steps, device=model.device)
-        step_kwargs = self._step_kwargs(scheduler, options.scheduler, generators)
+        sync_free = self.optimizations.sync_free_steps and SyncFreeDdpm.supports(scheduler)
+        scheduler.set_timesteps(options.steps, device="cpu" if sync_free else model.device)
+        step = self._stepper(scheduler, options.scheduler, generators, sync_free)
         latents = latents * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
+        device_timesteps = timesteps.to(model.device)
+        progress = StepProgress(on_step, len(timesteps), model.device)
         garment_features = None
         if self.optimizations.garment_features_once:
-            garment_features = run_garment_net(model, timesteps[0], cond)
-        for i, t in enumerate(timesteps):
+            garment_features = run_garment_net(model, device_timesteps[0], cond)
+        for t, device_t in zip(timesteps, device_timesteps, strict=True):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
                 [latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], dim=1
             )
-            noise = self.networks(latent_in, t, cond, guidance, garment_features)
+            noise = self.networks(latent_in, device_t, cond, guidance, garment_features)
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
-            latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
-            if on_step is not None:
-                on_step(i + 1, len(timesteps))
+            latents = step(noise, t, latents)
+            progress.queued()
+        progress.finish()
         return latents
 
     def networks(
@@ -136,11 +140,16 @@ class TryOnPipeline:
         return run_networks(self.model, latent_in, t, cond, guidance, garment_features)
 
     @staticmethod
-    def _step_kwargs(scheduler, name: str, generators: list[torch.Generator]) -> dict:
+    def _stepper(
+        scheduler, name: str, generators: list[torch.Generator], sync_free: bool
+    ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """(noise prediction, timestep, latents) -> the previous latents."""
+        if sync_free:
+            return SyncFreeDdpm(scheduler, generators).step
         kwargs = dict(STEP_KWARGS.get(name, {}))
         if "generator" in inspect.signature(scheduler.step).parameters:
             kwargs["generator"] = generators
-        return kwargs
+        return lambda noise, t, latents: scheduler.step(noise, t, latents, **kwargs).prev_sample
 
     # -- 5. decoding -------------------------------------------------------------------------
 
