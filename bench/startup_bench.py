@@ -3,7 +3,8 @@ applied (regional compile included), every batch size up to VTON_MAX_BATCH warme
 garment layouts, CUDA graphs captured). Run it twice with the same TORCHINDUCTOR_CACHE_DIR: the
 first start compiles, the second is a restart with the compile cache on disk.
 
-PYTHONPATH=src:. python bench/startup_bench.py [--max-batch 8]
+PYTHONPATH=src:. python bench/startup_bench.py [--max-batch 8] [--no-cudnn-benchmark]
+Ends with one 20-step try-on's time, so a start-up variant's cost on the request is seen too.
 (Random weights built on the GPU stand in for the checkpoint load, which is not timed here.)
 """
 
@@ -16,7 +17,9 @@ import time
 
 import torch
 
+from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
+from bench.gpu_bench import make_sample, noise_image, timed, tryon
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
@@ -26,13 +29,19 @@ from vton.engine.types import DiffusionOptions
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument(
+        "--no-cudnn-benchmark",
+        action="store_true",
+        help="cuDNN's heuristic convolution choice instead of autotuning each new shape",
+    )
     args = parser.parse_args()
     quiet_model_libraries()
     start = time.perf_counter()
     model = build_fullsize_model(torch.float16)
     torch.cuda.synchronize()
     built = time.perf_counter()
-    pipeline = TryOnPipeline(model, EngineOptimizations())
+    opts = EngineOptimizations(cudnn_benchmark=not args.no_cudnn_benchmark)
+    pipeline = TryOnPipeline(model, opts)
     took = pipeline.warm_up(range(1, args.max_batch + 1), DiffusionOptions(height=1024, width=768))
     ready = time.perf_counter()
     result = {
@@ -42,8 +51,18 @@ def main() -> None:
         "optimise_and_warm_up_s": round(ready - built, 1),
         "warm_up_ms_per_batch": {b: round(ms) for b, ms in took.items()},
         "cuda_graphs": len(pipeline.graphs) if pipeline.graphs is not None else 0,
+        "cudnn_benchmark": opts.cudnn_benchmark,
+        "one_tryon_20_steps_s": round(one_tryon_s(pipeline), 3),
     }
     print(json.dumps(result), flush=True)
+
+
+def one_tryon_s(pipeline: TryOnPipeline) -> float:
+    """Median of 5 warm 20-step try-ons (server time to PNG bytes), noise images."""
+    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
+    gpu_bench.GARMENTS[:] = [noise_image(300)]
+    one = [make_sample(0, 0, keyed=True)]
+    return timed(lambda: tryon(pipeline, one, 20), repeats=5)
 
 
 if __name__ == "__main__":

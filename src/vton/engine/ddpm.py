@@ -6,7 +6,8 @@ the previous timestep's lookup): every step the host waits for the GPU to finish
 idles while the host issues the next step (H200 profile: a 1.6-2.5 ms gap before each step's noise
 copy, ~50 ms per 20-step try-on). `SyncFreeDdpm` computes the same step with the timesteps on the
 host, draws the same noise from the same generators (diffusers draws it on the CPU too) and copies
-it from pinned memory without blocking. Its numbers equal `DDPMScheduler.step`'s bit for bit.
+it from pinned memory without blocking. Its numbers equal `DDPMScheduler.step`'s bit for bit (tests,
+on the CPU; the coefficients are host scalars in both).
 """
 
 from __future__ import annotations
