@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import torch
 
+from bench.results import write_section
 from tests.api.live import LiveServer, make_settings, register_garment, register_person
 from vton.config import Settings
 from vton.engine.optimize import EngineOptimizations
@@ -36,7 +37,6 @@ from vton.scheduler import DevicePipelines
 from vton.service import LoadEngine
 from vton.service.engine import DeviceEngine, load_engine, resolve_dtype
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 CONCURRENCY = (1, 4, 16)
 MODES = {
     "off": {"max_batch": 1, "batch_window_ms": 0},
@@ -197,18 +197,6 @@ def report(results: dict[str, list[Level]], setup: Setup, command: str) -> str:
     return "\n".join(lines) + "\n" + (NOTES.rstrip() + "\n" + setup.notes).rstrip() + "\n"
 
 
-def write_results(section: str, setup: Setup) -> None:
-    start, end = f"<!-- {setup.name}:start -->", f"<!-- {setup.name}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\n{section}{end}"
-    if start in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fullsize", action="store_true", help="CUDA, full-size model")
@@ -225,7 +213,7 @@ def main() -> None:
     section = report(results, setup, command)
     sys.stdout.write(section)
     if args.write_results:
-        write_results(section, setup)
+        write_section(setup.name, section)
 
 
 if __name__ == "__main__":

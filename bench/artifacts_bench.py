@@ -24,14 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.results import write_section
 from tests.s3_server import S3_ENV, S3TestServer, make_s3_store
 from vton.cache import TieredCache
 from vton.engine.types import TextEmbeddings
 from vton.preprocess import ArtifactLoader, register_garment, register_person
 from vton.store import Store
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-START, END = "<!-- artifacts-bench:start -->", "<!-- artifacts-bench:end -->"
 GARMENTS = [f"garment-{i}" for i in range(10)]
 REPEATS = 5
 NOTES = """
@@ -162,20 +161,11 @@ def main() -> None:
     table = "\n".join(lines) + "\n" + NOTES
     print(table)
     if args.write_results:
-        write_section(table)
-
-
-def write_section(table: str) -> None:
-    """Replaces this benchmark's section of RESULTS.md, keeping every other section."""
-    command = "PYTHONPATH=src:. python bench/artifacts_bench.py --write-results"
-    section = f"{START}\n## Artifacts: gathering a try-on's inputs\n\n`{command}`\n\n{table}\n{END}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+        command = "PYTHONPATH=src:. python bench/artifacts_bench.py --write-results"
+        write_section(
+            "artifacts-bench",
+            f"## Artifacts: gathering a try-on's inputs\n\n`{command}`\n\n{table}\n",
+        )
 
 
 if __name__ == "__main__":

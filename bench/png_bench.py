@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from bench.results import write_section
 from vton.scheduler import png
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-START, END = "<!-- png-bench:start -->", "<!-- png-bench:end -->"
 REFERENCE = Path("/work/shared/reference")
 SIZE = (768, 1024)
 REPEATS = 7
@@ -103,20 +102,8 @@ def main() -> None:
     table = "\n".join(lines) + "\n" + NOTES
     print(table)
     if args.write_results:
-        write_section(table)
-
-
-def write_section(table: str) -> None:
-    """Replaces this benchmark's section of RESULTS.md, keeping every other section."""
-    command = "PYTHONPATH=src:. python bench/png_bench.py --write-results"
-    section = f"{START}\n## PNG: encoding a try-on result\n\n`{command}`\n\n{table}\n{END}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+        command = "PYTHONPATH=src:. python bench/png_bench.py --write-results"
+        write_section("png-bench", f"## PNG: encoding a try-on result\n\n`{command}`\n\n{table}\n")
 
 
 if __name__ == "__main__":
