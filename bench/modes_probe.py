@@ -1,8 +1,7 @@
-"""Variants against the default, one process, identical weights and inputs: the opt-in
-garment_features_once mode (changes the output), the default without sync_free_steps and the
-default without fuse_projections (a second model with the same seed; the same output): the graphed
-step at batch 1 and 8, one 20-step try-on, 10 garments on one person, the image against the
-default's. Also where one default try-on's time goes
+"""Pipeline-level variants against the default, one process, identical weights and inputs: the
+opt-in garment_features_once mode (changes the output) and the default without sync_free_steps
+(the same output): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
+person, the image against the default's. Also where one default try-on's time goes
 (phases, and the GPU's idle time between kernels with the largest gaps).
 
 PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
@@ -117,11 +116,7 @@ def main() -> None:
     quiet_model_libraries()
     smoke = DEVICE != "cuda"
     card = "cpu smoke test" if smoke else torch.cuda.get_device_name()
-
-    def build_model():
-        return smoke_model() if smoke else build_fullsize_model(torch.float16)
-
-    model = build_model()
+    model = smoke_model() if smoke else build_fullsize_model(torch.float16)
     gpu_bench.PERSONS[:] = [
         (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
     ]
@@ -133,9 +128,6 @@ def main() -> None:
         "default": default,
         "garment_features_once": with_optimizations(default, garment_features_once=True),
         "default, sync_free_steps off": with_optimizations(default, sync_free_steps=False),
-        "default, fuse_projections off": TryOnPipeline(
-            build_model(), EngineOptimizations(compile=compile_, fuse_projections=False)
-        ),
     }
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]

@@ -35,36 +35,6 @@ def project_out(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](attn.to_out[0](hidden_states))
 
 
-def self_projections(
-    attn: Attention, tokens: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q, k, v of the same tokens: one GEMM when the projections are fused (projections.py)."""
-    fused = getattr(attn, "to_qkv", None)
-    if fused is None:
-        return attn.to_q(tokens), attn.to_k(tokens), attn.to_v(tokens)
-    query, key, value = fused(tokens).chunk(3, dim=-1)
-    return query, key, value
-
-
-def key_value(
-    tokens: torch.Tensor, to_k: nn.Linear, to_v: nn.Linear, fused: nn.Linear | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """k and v of the same tokens: one GEMM with `fused` (to_k and to_v side by side)."""
-    if fused is None:
-        return to_k(tokens), to_v(tokens)
-    key, value = fused(tokens).chunk(2, dim=-1)
-    return key, value
-
-
-def self_key_value(attn: Attention, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """k and v only, through the k/v rows of a fused self-attention weight when there is one."""
-    fused = getattr(attn, "to_qkv", None)
-    if fused is None:
-        return attn.to_k(tokens), attn.to_v(tokens)
-    key, value = F.linear(tokens, fused.weight[attn.to_q.out_features :]).chunk(2, dim=-1)
-    return key, value
-
-
 def garment_feature_order(unet: UNet2DConditionModel) -> list[str]:
     """Names of GarmentNet's self-attentions in forward order (down, mid, up blocks)."""
     blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
@@ -152,7 +122,9 @@ class GarmentCaptureProcessor:
         self.slot.tensor = hidden_states
         if self.capture_only:
             return torch.zeros_like(hidden_states)
-        query, key, value = self_projections(attn, hidden_states)
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
         return project_out(attn, attend(query, key, value, attn.heads))
 
 
@@ -174,12 +146,8 @@ def garment_tokens_for(
 class TryonSelfAttentionProcessor:
     """TryonNet self-attention over person + garment tokens, queries from the person only.
 
-    Keys and values are projected from the person tokens and from the distinct garments'
-    tokens separately, then joined: the unconditional half's garment tokens are zeros and
-    diffusers' UNet attentions have no k/v bias, so their keys and values are zeros too and are
-    not projected. `person_queries_only=False` computes the reference's way (queries for the
-    garment tokens too, rows then dropped, zeros projected): the same result with more work,
-    kept for the baseline benchmark.
+    `person_queries_only=False` computes the reference's way (queries for the garment tokens
+    too, rows then dropped): the same result with more work, kept for the baseline benchmark.
     """
 
     def __init__(
@@ -200,20 +168,11 @@ class TryonSelfAttentionProcessor:
         features = self.slot.tensor
         if features is None:
             raise RuntimeError("TryonNet ran before GarmentNet recorded this step's features")
-        guidance, index = self.bank.guidance, self.bank.index
-        if not self.person_queries_only:
-            garment = garment_tokens_for(hidden_states, features, guidance, index)
-            context = torch.cat([hidden_states, garment], dim=1)
-            out = attend(attn.to_q(context), attn.to_k(context), attn.to_v(context), attn.heads)
-            return project_out(attn, out[:, : hidden_states.shape[1]])
-        query, key, value = self_projections(attn, hidden_states)
-        garment_key, garment_value = (
-            garment_tokens_for(hidden_states, projected, guidance, index)
-            for projected in self_key_value(attn, features.to(hidden_states.dtype))
-        )
-        key = torch.cat([key, garment_key], dim=1)
-        value = torch.cat([value, garment_value], dim=1)
-        return project_out(attn, attend(query, key, value, attn.heads))
+        garment = garment_tokens_for(hidden_states, features, self.bank.guidance, self.bank.index)
+        context = torch.cat([hidden_states, garment], dim=1)
+        queries = hidden_states if self.person_queries_only else context
+        out = attend(attn.to_q(queries), attn.to_k(context), attn.to_v(context), attn.heads)
+        return project_out(attn, out[:, : hidden_states.shape[1]])
 
 
 class TryonCrossAttentionProcessor(nn.Module):
@@ -231,7 +190,6 @@ class TryonCrossAttentionProcessor(nn.Module):
         self.scale = scale
         self.to_k_ip = nn.ModuleList([nn.Linear(cross_attention_dim, hidden_size, bias=False)])
         self.to_v_ip = nn.ModuleList([nn.Linear(cross_attention_dim, hidden_size, bias=False)])
-        self.to_kv_ip: nn.Linear | None = None  # set by projections.fuse_attention_projections
 
     def __call__(  # type: ignore[override]
         self,
@@ -246,8 +204,6 @@ class TryonCrossAttentionProcessor(nn.Module):
         split = encoder_hidden_states.shape[1] - self.num_tokens
         text, image = encoder_hidden_states[:, :split], encoder_hidden_states[:, split:]
         query = attn.to_q(hidden_states)
-        key, value = key_value(text, attn.to_k, attn.to_v, getattr(attn, "to_kv", None))
-        ip_key, ip_value = key_value(image, self.to_k_ip[0], self.to_v_ip[0], self.to_kv_ip)
-        out = attend(query, key, value, attn.heads)
-        ip = attend(query, ip_key, ip_value, attn.heads)
+        out = attend(query, attn.to_k(text), attn.to_v(text), attn.heads)
+        ip = attend(query, self.to_k_ip[0](image), self.to_v_ip[0](image), attn.heads)
         return project_out(attn, out + self.scale * ip)

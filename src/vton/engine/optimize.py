@@ -20,7 +20,6 @@ from vton.engine.attention import (
     garment_feature_order,
 )
 from vton.engine.checkpoint import TryOnModel
-from vton.engine.projections import fuse_attention_projections
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,6 @@ class EngineOptimizations:
     person_queries_only: bool = True  # TryonNet self-attention: no queries for garment tokens
     truncate_garment_net: bool = True  # GarmentNet stops at the last feature TryonNet reads
     dedupe_garments: bool = True  # one GarmentNet pass per distinct garment per step
-    fuse_projections: bool = True  # q/k/v (self) and k/v (cross) projections as one GEMM each
     cache_conditioning: bool = True  # person / garment conditioning kept on the device
     tf32: bool = True  # TF32 matmuls/convolutions for the fp32 work (the VAE)
     cudnn_benchmark: bool = True  # cuDNN picks the fastest convolution per shape
@@ -102,11 +100,6 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
     else:
         report("truncate_garment_net", False, "disabled by setting")
     report("dedupe_garments", opts.dedupe_garments, "setting")
-    if opts.fuse_projections:
-        fused = sum(fuse_attention_projections(n) for n in (model.tryon_net, model.garment_net))
-        report("fuse_projections", True, f"{fused} attentions: q/k/v and k/v in one GEMM each")
-    else:
-        report("fuse_projections", False, "disabled by setting")
     report(
         "garment_features_once",
         opts.garment_features_once,
