@@ -152,7 +152,7 @@ class CudaGraphSteps:
         )
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up: cuDNN autotuning, lazy inits
+        with torch.cuda.stream(side):  # warm-up: cuDNN plan choices, lazy inits
             for _ in range(2):
                 run_networks(
                     self.model, static_in, static_t, static_cond, guidance, static_features
