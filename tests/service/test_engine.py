@@ -1,8 +1,15 @@
-"""Loading the engine from settings: the optimisation switches reach the pipeline."""
+"""Loading the engine from settings: the optimisation switches reach the pipeline; the warm-up
+runs on the worker thread that serves."""
 
 from __future__ import annotations
 
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from tests.api.live import make_settings
 from vton.config import Settings
+from vton.service import Service
 from vton.service.engine import load_engine, model_identity
 
 
@@ -38,3 +45,16 @@ def test_output_changing_modes_are_part_of_the_result_cache_identity(tiny_model_
     once_id = model_identity(once, [load_engine(once, "cpu")])
     assert default_id.endswith(":float32")
     assert once_id == f"{default_id}:garment_features_once"
+
+
+def test_the_service_warms_up_on_the_worker_thread_before_it_is_built(
+    tiny_model_dir, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="vton.service.engine")
+    settings = make_settings(tiny_model_dir, tmp_path, warmup=True, fallback_dtype="none")
+    service = Service.build(settings, CollectorRegistry())
+    try:
+        warm_ups = [r for r in caplog.records if r.getMessage().startswith("warm-up device=cpu")]
+        assert [r.threadName for r in warm_ups] == ["vton-worker-cpu"]
+    finally:
+        service.close()

@@ -95,12 +95,20 @@ class _Captured:
 
 class CudaGraphSteps:
     """Replays one captured graph per input shape; all graphs share one memory pool (they
-    never run at the same time)."""
+    never run at the same time).
+
+    Every stream is made on the model's device, whichever device is current on the calling
+    thread: torch.cuda.graph's own default capture stream is one per process, on the device
+    current when it was first used, and a capture on another device's stream records nothing
+    of this model's kernels (measured on two H100s: a model on cuda:1 captured from a thread
+    on cuda:0 replayed stale images).
+    """
 
     def __init__(self, model: TryOnModel) -> None:
         self.model = model
         self._graphs: dict[object, _Captured] = {}
         self._pool = torch.cuda.graph_pool_handle()
+        self._capture_stream = torch.cuda.Stream(model.device)
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -127,7 +135,8 @@ class CudaGraphSteps:
         for name, static in (captured.garment_features or {}).items():
             static.copy_(garment_features[name])  # type: ignore[index]
         # mask, masked image and pose latents enter through latent_in (concatenated outside)
-        captured.graph.replay()
+        with torch.cuda.device(self.model.device):  # replay on the stream the copies went to
+            captured.graph.replay()
         return captured.output.clone()
 
     def _capture(
@@ -150,18 +159,24 @@ class CudaGraphSteps:
                 for name, value in vars(cond).items()
             }
         )
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
+        device = self.model.device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # warm-up: cuDNN plan choices, lazy inits
             for _ in range(2):
                 run_networks(
                     self.model, static_in, static_t, static_cond, guidance, static_features
                 )
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: other threads (garment registration runs the text encoders) may use the
         # GPU while this one captures; their work is neither captured nor an error.
-        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+        with torch.cuda.graph(
+            graph,
+            pool=self._pool,
+            stream=self._capture_stream,
+            capture_error_mode="thread_local",
+        ):
             output = run_networks(
                 self.model, static_in, static_t, static_cond, guidance, static_features
             )

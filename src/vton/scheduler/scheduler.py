@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.errors import InvalidInput, NotRegistered
@@ -41,8 +41,10 @@ class Scheduler:
         pipelines: Mapping[str, DevicePipelines],
         result_cache: ResultCache | None = None,
         metrics: SchedulerMetrics | None = None,
+        prepare: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
-        """pipelines: one entry per device of config.devices."""
+        """pipelines: one entry per device of config.devices. prepare[device], if given, runs
+        first on that device's worker thread (the service warms up there); start() waits."""
         if set(pipelines) != set(config.devices):
             raise InvalidInput(
                 f"pipelines: need one per device {config.devices}, got {tuple(pipelines)}"
@@ -51,7 +53,14 @@ class Scheduler:
         self.metrics = metrics if metrics is not None else SchedulerMetrics()
         self._cache = result_cache if result_cache is not None else InMemoryResultCache()
         self._workers = [
-            Worker(device, pipelines[device], config, self.metrics, self._cache)
+            Worker(
+                device,
+                pipelines[device],
+                config,
+                self.metrics,
+                self._cache,
+                (prepare or {}).get(device),
+            )
             for device in config.devices
         ]
         self._by_device = {worker.device: worker for worker in self._workers}
@@ -70,13 +79,21 @@ class Scheduler:
         self.shutdown()
 
     def start(self) -> None:
+        """Starts the workers and returns once each has run its `prepare` (raises the first
+        failure, with the scheduler shut down)."""
         with self._lock:
             if self._open or self._stopped:
                 return
             self._open = True
         self._deadlines.start()
         for worker in self._workers:
-            worker.start()
+            worker.start()  # the workers prepare in parallel, one thread per device
+        try:
+            for worker in self._workers:
+                worker.wait_prepared()
+        except Exception:
+            self.shutdown()
+            raise
         logger.info(
             "scheduler started devices=%s max_batch=%d batch_window_ms=%g max_queue=%d",
             ",".join(self.config.devices),

@@ -1,5 +1,9 @@
 """One device's worker: a thread looping schedule -> execute -> update.
 
+Before the loop the thread runs its `prepare` (the service's: bind the thread to its CUDA device
+and warm up), so what PyTorch keeps per thread (cuDNN's chosen plans, cuBLAS handles, the current
+device) is set up on the thread that serves the batches.
+
 schedule: WorkQueue.next_batch gathers a Batch; execute: BatchExecutor runs it to ItemOutcomes;
 update: errors are recorded on the items at once, and images are finished (the item's finisher,
 e.g. paste-back), encoded to PNG, put in the result cache and recorded on a finisher thread, so the
@@ -12,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
@@ -41,8 +46,12 @@ class Worker:
         config: SchedulerConfig,
         metrics: SchedulerMetrics,
         result_cache: ResultCache,
+        prepare: Callable[[], object] | None = None,
     ) -> None:
         self.device = device
+        self._prepare = prepare
+        self._prepared = threading.Event()
+        self._prepare_error: Exception | None = None
         self.queue = WorkQueue(config.max_queue)
         self._config = config
         self._metrics = metrics
@@ -70,12 +79,26 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
+    def wait_prepared(self) -> None:
+        """Blocks until the worker thread has run its `prepare`; raises what it raised."""
+        self._prepared.wait()
+        if self._prepare_error is not None:
+            raise self._prepare_error
+
     def join(self) -> None:
         """Waits for the loop to end (close the queue first) and the finisher to drain."""
         self._thread.join()
         self._finisher.shutdown(wait=True)
 
     def _loop(self) -> None:
+        try:
+            if self._prepare is not None:
+                self._prepare()
+        except Exception as exc:  # start() re-raises it; this worker serves nothing
+            self._prepare_error = exc
+            return
+        finally:
+            self._prepared.set()
         window_s = self._config.batch_window_ms / 1000.0
         while (batch := self.queue.next_batch(window_s, self._config.max_batch)) is not None:
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -24,8 +25,8 @@ from vton.service.engine import (
     DeviceEngine,
     load_engine,
     model_identity,
+    prepare_worker_thread,
     resolve_devices,
-    warm_up,
 )
 from vton.service.hits import ObservedCache
 from vton.service.results import StoreResultCache
@@ -58,9 +59,6 @@ class Service:
         """Everything from settings; `load` builds one device's engine (tests wrap it)."""
         devices = resolve_devices(settings.devices)
         engines = [load(settings, device) for device in devices]
-        if settings.warmup:
-            for engine in engines:
-                warm_up(engine, settings)
         store = open_store(settings)
         cache = ObservedCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
@@ -79,8 +77,9 @@ class Service:
             {engine.device: engine.pipelines for engine in engines},
             result_cache=StoreResultCache(store, settings.result_cache_bytes),
             metrics=SchedulerMetrics(registry),
+            prepare={e.device: partial(prepare_worker_thread, e, settings) for e in engines},
         )
-        scheduler.start()
+        scheduler.start()  # returns once every device has warmed up on its worker thread
         tryons = TryOnService(
             loader,
             cache,
