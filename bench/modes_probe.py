@@ -1,7 +1,9 @@
-"""Pipeline-level variants against the default, one process, identical weights and inputs: the
-opt-in garment_features_once mode (changes the output) and the default without sync_free_steps
-(the same output): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
-person, the image against the default's. Also where one default try-on's time goes
+"""Variants against the default, one process, identical weights and inputs: the opt-in
+garment_features_once mode (changes the output), the default without sync_free_steps and the
+default with batch_cross_projections (a second model with the same seed; the same output up to
+fp16 rounding): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
+person, the image against the default's. With compile the second model compiles again: run
+`--no-compile` to stay within one device call. Also where one default try-on's time goes
 (phases, and the GPU's idle time between kernels with the largest gaps).
 
 PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
@@ -116,7 +118,11 @@ def main() -> None:
     quiet_model_libraries()
     smoke = DEVICE != "cuda"
     card = "cpu smoke test" if smoke else torch.cuda.get_device_name()
-    model = smoke_model() if smoke else build_fullsize_model(torch.float16)
+
+    def build_model():
+        return smoke_model() if smoke else build_fullsize_model(torch.float16)
+
+    model = build_model()
     gpu_bench.PERSONS[:] = [
         (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
     ]
@@ -128,6 +134,9 @@ def main() -> None:
         "default": default,
         "garment_features_once": with_optimizations(default, garment_features_once=True),
         "default, sync_free_steps off": with_optimizations(default, sync_free_steps=False),
+        "default + batch_cross_projections": TryOnPipeline(
+            build_model(), EngineOptimizations(compile=compile_, batch_cross_projections=True)
+        ),
     }
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]

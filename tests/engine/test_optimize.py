@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from tests.engine.test_pipeline import OPTIONS, sample
@@ -95,14 +96,15 @@ def test_every_optimisation_reports_its_status(tiny_model_dir):
     assert not tf32.enabled and "CUDA" in tf32.reason  # this machine has no GPU
 
 
-def test_compiled_transformer_blocks_share_one_graph_per_block_shape(tiny_model_dir):
+@pytest.mark.parametrize("batched_cross", [False, True])
+def test_compiled_transformer_blocks_share_one_graph_per_block_shape(tiny_model_dir, batched_cross):
     from diffusers.models.attention import BasicTransformerBlock
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     model = load_model(tiny_model_dir)
-    pipeline = TryOnPipeline(model)
+    pipeline = TryOnPipeline(model, EngineOptimizations(batch_cross_projections=batched_cross))
     expected = pipeline([sample(0, 0)], OPTIONS)[0].image
     # Dynamo's graphs run without Inductor: the same arithmetic, so the same numbers.
     blocks = compile_regions(model, block_types=(BasicTransformerBlock,), backend="eager")

@@ -175,6 +175,58 @@ class TryonSelfAttentionProcessor:
         return project_out(attn, out[:, : hidden_states.shape[1]])
 
 
+class ProjectedContext:
+    """One cross-attention's keys and values of this step's context when they were projected
+    for every block of the UNet at once (cross_projections.py); None while the processor
+    projects them itself. Read as tensor attributes, like GarmentFeatureSlot, so a compiled
+    block takes them as graph inputs."""
+
+    __slots__ = ("ip_key", "ip_value", "key", "value")
+
+    def __init__(self) -> None:
+        self.key: torch.Tensor | None = None
+        self.value: torch.Tensor | None = None
+        self.ip_key: torch.Tensor | None = None
+        self.ip_value: torch.Tensor | None = None
+
+
+def key_value(
+    key: torch.Tensor | None,
+    value: torch.Tensor | None,
+    to_k: nn.Module,
+    to_v: nn.Module,
+    tokens: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The projected keys and values when there are some, else the layers' projection of
+    `tokens`."""
+    if key is None or value is None:
+        return to_k(tokens), to_v(tokens)
+    return key, value
+
+
+class GarmentCrossAttentionProcessor:
+    """GarmentNet cross-attention over the garment's text tokens: diffusers' stock arithmetic
+    (SDPA, no residual or norms in SDXL's blocks), taking the keys and values from `projected`
+    when they were projected for all blocks at once."""
+
+    def __init__(self) -> None:
+        self.projected = ProjectedContext()
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        **_: object,  # attention_mask: always None in these UNets
+    ) -> torch.Tensor:
+        context = encoder_hidden_states
+        if context is None:
+            raise ValueError("GarmentNet cross-attention needs the text token context")
+        p = self.projected
+        key, value = key_value(p.key, p.value, attn.to_k, attn.to_v, context)
+        return project_out(attn, attend(attn.to_q(hidden_states), key, value, attn.heads))
+
+
 class TryonCrossAttentionProcessor(nn.Module):
     """TryonNet cross-attention: text attention plus IP-Adapter image attention.
 
@@ -190,6 +242,7 @@ class TryonCrossAttentionProcessor(nn.Module):
         self.scale = scale
         self.to_k_ip = nn.ModuleList([nn.Linear(cross_attention_dim, hidden_size, bias=False)])
         self.to_v_ip = nn.ModuleList([nn.Linear(cross_attention_dim, hidden_size, bias=False)])
+        self.projected = ProjectedContext()
 
     def __call__(  # type: ignore[override]
         self,
@@ -203,7 +256,10 @@ class TryonCrossAttentionProcessor(nn.Module):
             raise ValueError("TryonNet cross-attention needs the text + image token context")
         split = encoder_hidden_states.shape[1] - self.num_tokens
         text, image = encoder_hidden_states[:, :split], encoder_hidden_states[:, split:]
+        p = self.projected
+        key, value = key_value(p.key, p.value, attn.to_k, attn.to_v, text)
+        ip_key, ip_value = key_value(p.ip_key, p.ip_value, self.to_k_ip[0], self.to_v_ip[0], image)
         query = attn.to_q(hidden_states)
-        out = attend(query, attn.to_k(text), attn.to_v(text), attn.heads)
-        ip = attend(query, self.to_k_ip[0](image), self.to_v_ip[0](image), attn.heads)
+        out = attend(query, key, value, attn.heads)
+        ip = attend(query, ip_key, ip_value, attn.heads)
         return project_out(attn, out + self.scale * ip)

@@ -20,6 +20,7 @@ from vton.engine.attention import (
     garment_feature_order,
 )
 from vton.engine.checkpoint import TryOnModel
+from vton.engine.cross_projections import batch_cross_projections
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ class EngineOptimizations:
     truncate_garment_net: bool = True  # GarmentNet stops at the last feature TryonNet reads
     dedupe_garments: bool = True  # one GarmentNet pass per distinct garment per step
     cache_conditioning: bool = True  # person / garment conditioning kept on the device
+    # Every cross-attention's keys and values in one batched matmul per weight stack instead of
+    # ~420 small GEMMs per step (cross_projections.py). Keeps the output (fp16 rounding); off
+    # until its A/B (bench/modes_probe.py) has run on a GPU.
+    batch_cross_projections: bool = False
     tf32: bool = True  # TF32 matmuls/convolutions for the fp32 work (the VAE)
     # cuDNN times every algorithm for each new convolution shape. Off by default: measured on an
     # H100, a warm restart takes 76 s with it and 60 s without, for 1.8% on one try-on; and
@@ -110,6 +115,11 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         "setting: changes the output" if opts.garment_features_once else "off by default",
     )
     report("cache_conditioning", opts.cache_conditioning, "setting")
+    if opts.batch_cross_projections:
+        served = sum(batch_cross_projections(n) for n in (model.tryon_net, model.garment_net))
+        report("batch_cross_projections", True, f"{served} cross-attentions, batched matmuls")
+    else:
+        report("batch_cross_projections", False, "off until measured on a GPU")
     report(
         "sync_free_steps",
         opts.sync_free_steps,
