@@ -168,6 +168,7 @@ class CudaGraphSteps:
                     self.model, static_in, static_t, static_cond, guidance, static_features
                 )
         torch.cuda.current_stream(device).wait_stream(side)
+        self._capture_stream.wait_stream(torch.cuda.current_stream(device))
         graph = torch.cuda.CUDAGraph()
         # thread_local: other threads (garment registration runs the text encoders) may use the
         # GPU while this one captures; their work is neither captured nor an error.
