@@ -4,13 +4,20 @@ runs on the worker thread that serves."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from prometheus_client import CollectorRegistry
 
 from tests.api.live import make_settings
 from vton.config import Settings
 from vton.service import Service
-from vton.service.engine import load_engine, model_identity
+from vton.service.engine import (
+    DeviceEngine,
+    load_engine,
+    model_identity,
+    prepare_worker_thread,
+)
 
 
 def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> None:
@@ -58,3 +65,35 @@ def test_the_service_warms_up_on_the_worker_thread_before_it_is_built(
         assert [r.threadName for r in warm_ups] == ["vton-worker-cpu"]
     finally:
         service.close()
+
+
+class OverlapCountingPipeline:
+    """Stands in for a pipeline's warm-up; records how many ran at once."""
+
+    def __init__(self, state: dict[str, int], lock: threading.Lock) -> None:
+        self.state, self.lock = state, lock
+
+    def warm_up(self, sizes, options) -> dict[int, float]:
+        with self.lock:
+            self.state["now"] += 1
+            self.state["most"] = max(self.state["most"], self.state["now"])
+        time.sleep(0.05)  # long enough for a second thread to enter if nothing stops it
+        with self.lock:
+            self.state["now"] -= 1
+        return {1: 50.0}
+
+
+def test_devices_warm_up_one_after_another(tiny_model_dir) -> None:
+    """torch.compile is not thread-safe: the workers' warm-ups take turns."""
+    state, lock = {"now": 0, "most": 0}, threading.Lock()
+    settings = Settings(_env_file=None, model_path=tiny_model_dir, warmup=True)
+    engines = [
+        DeviceEngine(f"cpu{i}", OverlapCountingPipeline(state, lock), None, None, None)  # type: ignore[arg-type]
+        for i in range(3)
+    ]
+    threads = [threading.Thread(target=prepare_worker_thread, args=(e, settings)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state == {"now": 0, "most": 1}

@@ -87,7 +87,7 @@ class Scheduler:
             self._open = True
         self._deadlines.start()
         for worker in self._workers:
-            worker.start()  # the workers prepare in parallel, one thread per device
+            worker.start()  # each prepares on its own thread (the service's take turns)
         try:
             for worker in self._workers:
                 worker.wait_prepared()

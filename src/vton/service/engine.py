@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +112,11 @@ def model_identity(settings: Settings, engines: list[DeviceEngine]) -> str:
     return f"{identity}:{'+'.join(modes)}" if modes else identity
 
 
+_WARM_UP_LOCK = threading.Lock()
+"""One device warms up at a time: torch.compile (Dynamo, Inductor) is not thread-safe, and the
+warm-up is where the blocks compile."""
+
+
 def prepare_worker_thread(engine: DeviceEngine, settings: Settings) -> None:
     """Runs first on the device's worker thread, the one that serves all its batches: makes the
     engine's device the thread's current CUDA device (streams and CUDA graphs are created on the
@@ -120,7 +126,8 @@ def prepare_worker_thread(engine: DeviceEngine, settings: Settings) -> None:
     if engine.device.startswith("cuda"):
         torch.cuda.set_device(engine.device)
     if settings.warmup:
-        warm_up(engine, settings)
+        with _WARM_UP_LOCK:
+            warm_up(engine, settings)
 
 
 def warm_up(engine: DeviceEngine, settings: Settings) -> None:
