@@ -17,9 +17,8 @@ import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.resnet import ResnetBlock2D
 
-from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import eager_step, full_step, log, noise_image, one_step_inputs, timed
+from bench.gpu_bench import eager_step, full_step, log, one_step_inputs, timed, use_noise_inputs
 from vton.engine.optimize import EngineOptimizations, compile_regions, compiled_block_types
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
@@ -75,10 +74,7 @@ def main() -> None:
         f"card {card}, torch {torch.__version__}, cache {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}"
     )
     model = build_fullsize_model(torch.float16)
-    gpu_bench.PERSONS[:] = [
-        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
-    ]
-    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
+    use_noise_inputs(persons=4, garments=8)
     pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False, compile=False))
     inputs = {b: one_step_inputs(pipeline, b) for b in BATCHES}
     reference = {b: eager_step(pipeline, *inputs[b]).float() for b in BATCHES}

@@ -72,6 +72,16 @@ def noise_image(seed: int, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode)
 
 
+def use_noise_inputs(persons: int, garments: int) -> None:
+    """The people and garments make_sample picks from: noise images of fixed seeds (person i:
+    10 + i, its mask 100 + i, its pose 200 + i; garment g: 300 + g)."""
+    PERSONS[:] = [
+        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i))
+        for i in range(persons)
+    ]
+    GARMENTS[:] = [noise_image(300 + g) for g in range(garments)]
+
+
 def make_sample(person: int, garment: int, keyed: bool, seed: int = 42) -> TryOnSample:
     return TryOnSample(
         person=PERSONS[person][0],
@@ -326,11 +336,7 @@ def main() -> None:
     build_s = time.perf_counter() - start
     log(f"built full-size model in {build_s:.1f}s")
 
-    global PERSONS, GARMENTS
-    PERSONS = [
-        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
-    ]
-    GARMENTS = [noise_image(300 + i) for i in range(16)]
+    use_noise_inputs(persons=4, garments=16)
 
     if args.variants_only:
         step_variants(TryOnPipeline(model, EngineOptimizations(compile=False)))

@@ -24,7 +24,6 @@ from bench.gpu_bench import (
     OUT,
     log,
     make_sample,
-    noise_image,
     one_step_inputs,
     psnr,
     smoke_model,
@@ -32,6 +31,7 @@ from bench.gpu_bench import (
     sync,
     timed,
     tryon,
+    use_noise_inputs,
     with_optimizations,
 )
 from vton.engine.optimize import EngineOptimizations
@@ -123,10 +123,7 @@ def main() -> None:
         return smoke_model() if smoke else build_fullsize_model(torch.float16)
 
     model = build_model()
-    gpu_bench.PERSONS[:] = [
-        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i)) for i in range(4)
-    ]
-    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(16)]
+    use_noise_inputs(persons=4, garments=16)
 
     compile_ = not args.no_compile
     default = TryOnPipeline(model, EngineOptimizations(compile=compile_))

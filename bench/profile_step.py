@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import eager_step, noise_image, one_step_inputs
+from bench.gpu_bench import eager_step, one_step_inputs, use_noise_inputs
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
@@ -49,8 +48,7 @@ def main() -> None:
     out = Path(os.environ.get("OUT", "var/bench"))
     out.mkdir(parents=True, exist_ok=True)
     model = build_fullsize_model(torch.float16)
-    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
-    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(8)]
+    use_noise_inputs(persons=1, garments=8)
     pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False, compile=args.compile))
     report: dict[str, dict[str, float]] = {}
     for batch in (1, 8):

@@ -17,9 +17,8 @@ import time
 
 import torch
 
-from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import make_sample, noise_image, timed, tryon
+from bench.gpu_bench import make_sample, timed, tryon, use_noise_inputs
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
@@ -59,8 +58,7 @@ def main() -> None:
 
 def one_tryon_s(pipeline: TryOnPipeline) -> float:
     """Median of 5 warm 20-step try-ons (server time to PNG bytes), noise images."""
-    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
-    gpu_bench.GARMENTS[:] = [noise_image(300)]
+    use_noise_inputs(persons=1, garments=1)
     one = [make_sample(0, 0, keyed=True)]
     return timed(lambda: tryon(pipeline, one, 20), repeats=5)
 

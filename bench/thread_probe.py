@@ -22,7 +22,7 @@ import torch
 
 from bench import gpu_bench
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import make_sample, noise_image, tryon
+from bench.gpu_bench import make_sample, tryon, use_noise_inputs
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
@@ -53,8 +53,7 @@ def on_new_thread(pipeline: TryOnPipeline, batch: int) -> list[float]:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     quiet_model_libraries()
-    gpu_bench.PERSONS[:] = [(noise_image(10), noise_image(100, "L"), noise_image(200))]
-    gpu_bench.GARMENTS[:] = [noise_image(300 + i) for i in range(4)]
+    use_noise_inputs(persons=1, garments=4)
     pipeline = TryOnPipeline(
         build_fullsize_model(torch.float16), EngineOptimizations(compile=False)
     )
