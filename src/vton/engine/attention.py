@@ -219,11 +219,10 @@ class GarmentCrossAttentionProcessor:
         encoder_hidden_states: torch.Tensor | None = None,
         **_: object,  # attention_mask: always None in these UNets
     ) -> torch.Tensor:
-        context = encoder_hidden_states
-        if context is None:
+        if encoder_hidden_states is None:
             raise ValueError("GarmentNet cross-attention needs the text token context")
         p = self.projected
-        key, value = key_value(p.key, p.value, attn.to_k, attn.to_v, context)
+        key, value = key_value(p.key, p.value, attn.to_k, attn.to_v, encoder_hidden_states)
         return project_out(attn, attend(attn.to_q(hidden_states), key, value, attn.heads))
 
 

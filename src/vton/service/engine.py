@@ -119,8 +119,8 @@ warm-up is where the blocks compile."""
 
 def prepare_worker_thread(engine: DeviceEngine, settings: Settings) -> None:
     """Runs first on the device's worker thread, the one that serves all its batches: makes the
-    engine's device the thread's current CUDA device (streams and CUDA graphs are created on the
-    current device) and warms up there. PyTorch keeps cuDNN's plans and cuBLAS handles per
+    engine's device the thread's current CUDA device (for whatever uses the current device rather
+    than the tensors' own) and warms up there. PyTorch keeps cuDNN's plans and cuBLAS handles per
     thread: measured on an H100, a warm-up on another thread left the worker's first try-on of
     each batch size 17-24 ms slower, and 1.4 s slower with cuDNN benchmark mode on."""
     if engine.device.startswith("cuda"):
