@@ -1,7 +1,7 @@
-"""Variants against the default, one process, identical weights and inputs: the opt-in
-garment_features_once mode (changes the output), the default without sync_free_steps and the
-default with batch_cross_projections (a second model with the same seed; the same output up to
-fp16 rounding): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
+"""Variants against the default, one process, identical weights and inputs: the default with
+garment_net_ahead, with batch_cross_projections (a second model with the same seed), with both
+(all three keep the output up to fp16 rounding), and the opt-in garment_features_once mode
+(changes the output): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
 person, the image against the default's. With compile the second model compiles again: run
 `--no-compile` to stay within one device call. Also where one default try-on's time goes
 (phases, and the GPU's idle time between kernels with the largest gaps).
@@ -37,25 +37,23 @@ from bench.gpu_bench import (
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
-from vton.engine.step import run_garment_net
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.scheduler.png import encode_png
 
 
-def step_ms(pipeline: TryOnPipeline, batch: int) -> float:
-    """The graphed step as the pipeline runs it (TryonNet alone in garment_features_once mode, on
-    features from the same timestep)."""
+def step_ms(pipeline: TryOnPipeline, batch: int, steps: int = 8) -> float:
+    """The graphed step as the pipeline's loop runs it, per step over `steps` timesteps: with
+    its share of the GarmentNet passes where the mode runs them outside the step."""
     cond, latents = one_step_inputs(pipeline, batch)
-    t = torch.tensor(500, device=DEVICE)
-    features = None
-    if pipeline.optimizations.garment_features_once:
-        features = run_garment_net(pipeline.model, t, cond)
-        pipeline.model.bank.clear()
+    timesteps = torch.linspace(900, 100, steps, device=DEVICE).round().long()
 
-    def step() -> torch.Tensor:
-        return pipeline.networks(step_input(cond, latents), t, cond, True, features)
+    def run() -> torch.Tensor:
+        features = pipeline.garment_features_for(cond, timesteps)
+        for i, t in enumerate(timesteps):
+            noise = pipeline.networks(step_input(cond, latents), t, cond, True, features(i))
+        return noise
 
-    return timed(step, repeats=10) * 1e3
+    return timed(run, repeats=5) * 1e3 / steps
 
 
 def where_the_time_goes(pipeline: TryOnPipeline) -> dict[str, float]:
@@ -127,12 +125,16 @@ def main() -> None:
 
     compile_ = not args.no_compile
     default = TryOnPipeline(model, EngineOptimizations(compile=compile_))
+    batched = TryOnPipeline(
+        build_model(), EngineOptimizations(compile=compile_, batch_cross_projections=True)
+    )
     pipelines = {
         "default": default,
-        "garment_features_once": with_optimizations(default, garment_features_once=True),
-        "default, sync_free_steps off": with_optimizations(default, sync_free_steps=False),
-        "default + batch_cross_projections": TryOnPipeline(
-            build_model(), EngineOptimizations(compile=compile_, batch_cross_projections=True)
+        "default + garment_net_ahead": with_optimizations(default, garment_net_ahead=True),
+        "default + batch_cross_projections": batched,
+        "default + both": with_optimizations(batched, garment_net_ahead=True),
+        "garment_features_once (changes the output)": with_optimizations(
+            default, garment_features_once=True
         ),
     }
     one = [make_sample(0, 0, keyed=True)]

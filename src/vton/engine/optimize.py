@@ -50,11 +50,16 @@ class EngineOptimizations:
     # Changes the output (opt-in, never a default): GarmentNet runs once per try-on, at the first
     # timestep, and every step reuses its features (GarmentNet is ~28% of a step's FLOPs).
     garment_features_once: bool = False
+    # GarmentNet for several coming timesteps in one pass of about `garment_ahead_rows` rows
+    # (garment_ahead.py): its input does not depend on the denoising latents, so this keeps the
+    # output (fp16 rounding); off until its A/B (bench/modes_probe.py) has run on a GPU.
+    garment_net_ahead: bool = False
+    garment_ahead_rows: int = 8
 
     @classmethod
     def reference(cls) -> EngineOptimizations:
-        """Everything off: the original implementation's arithmetic."""
-        return cls(**{f.name: False for f in fields(cls)})
+        """Every switch off: the original implementation's arithmetic."""
+        return cls(**{f.name: False for f in fields(cls) if f.type == "bool"})
 
 
 # The opt-in modes whose images differ from the default's (beyond fp16 noise).
@@ -114,6 +119,11 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         opts.garment_features_once,
         "setting: changes the output" if opts.garment_features_once else "off by default",
     )
+    if opts.garment_net_ahead:
+        rows = f"GarmentNet passes of ~{opts.garment_ahead_rows} rows (timesteps x garments)"
+        report("garment_net_ahead", True, rows)
+    else:
+        report("garment_net_ahead", False, "off until measured on a GPU")
     report("cache_conditioning", opts.cache_conditioning, "setting")
     if opts.batch_cross_projections:
         served = sum(batch_cross_projections(n) for n in (model.tryon_net, model.garment_net))

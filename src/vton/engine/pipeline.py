@@ -20,6 +20,7 @@ from PIL import Image
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
 from vton.engine.ddpm import SyncFreeDdpm
+from vton.engine.garment_ahead import GarmentFeaturesAhead, steps_per_pass
 from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.progress import StepCallback, StepProgress
@@ -109,16 +110,14 @@ class TryOnPipeline:
         timesteps = scheduler.timesteps
         device_timesteps = timesteps.to(model.device)
         progress = StepProgress(on_step, len(timesteps), model.device)
-        garment_features = None
-        if self.optimizations.garment_features_once:
-            garment_features = run_garment_net(model, device_timesteps[0], cond)
-        for t, device_t in zip(timesteps, device_timesteps, strict=True):
+        garment_features = self.garment_features_for(cond, device_timesteps)
+        for i, (t, device_t) in enumerate(zip(timesteps, device_timesteps, strict=True)):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
                 [latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], dim=1
             )
-            noise = self.networks(latent_in, device_t, cond, guidance, garment_features)
+            noise = self.networks(latent_in, device_t, cond, guidance, garment_features(i))
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
@@ -126,6 +125,19 @@ class TryOnPipeline:
             progress.queued()
         progress.finish()
         return latents
+
+    def garment_features_for(
+        self, cond: BatchConditioning, timesteps: torch.Tensor
+    ) -> Callable[[int], GarmentFeatures | None]:
+        """Step i -> the garment features given to the step, or None: GarmentNet runs inside it."""
+        opts = self.optimizations
+        if opts.garment_features_once:
+            once = run_garment_net(self.model, timesteps[0], cond)
+            return lambda _: once
+        steps = steps_per_pass(cond.cloth_latents.shape[0], opts.garment_ahead_rows)
+        if opts.garment_net_ahead and steps > 1:
+            return GarmentFeaturesAhead(self.model, cond, timesteps, steps)
+        return lambda _: None
 
     def networks(
         self,
