@@ -13,6 +13,7 @@ from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 
 BATCHED = EngineOptimizations(batch_cross_projections=True)
+PER_LAYER = EngineOptimizations(batch_cross_projections=False)
 
 
 def cross_attentions(pipeline: TryOnPipeline) -> list[Attention]:
@@ -26,7 +27,7 @@ def cross_attentions(pipeline: TryOnPipeline) -> list[Attention]:
 
 
 def test_batched_projections_give_the_per_layer_images(tiny_model_dir):
-    per_layer = TryOnPipeline(load_model(tiny_model_dir))
+    per_layer = TryOnPipeline(load_model(tiny_model_dir), PER_LAYER)
     batched = TryOnPipeline(load_model(tiny_model_dir), BATCHED)
     batch = [sample(0, 0, seed=1), sample(1, 2, seed=2)]
     for a, b in zip(per_layer(batch, OPTIONS), batched(batch, OPTIONS), strict=True):

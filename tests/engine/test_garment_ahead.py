@@ -57,7 +57,7 @@ def test_each_steps_features_are_garment_nets_at_that_timestep(tiny_model_dir):
 
 def test_ahead_gives_the_same_images_in_fewer_larger_garment_passes(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    every_step = TryOnPipeline(model)
+    every_step = TryOnPipeline(model, EngineOptimizations(garment_net_ahead=False))
     ahead = TryOnPipeline(model, EngineOptimizations(garment_net_ahead=True, garment_ahead_rows=4))
     status = {s.name: s for s in ahead.optimization_status}["garment_net_ahead"]
     assert status.enabled and "~4 rows" in status.reason
@@ -86,6 +86,6 @@ def test_ahead_leaves_full_batches_to_the_fused_step(tiny_model_dir):
     assert garment_net_batches(ahead, lambda: ahead(batch, OPTIONS)) == [2] * OPTIONS.steps
 
 
-def test_ahead_is_off_by_default_and_in_the_reference():
-    assert not EngineOptimizations().garment_net_ahead
+def test_ahead_is_on_by_default_and_off_in_the_reference():
+    assert EngineOptimizations().garment_net_ahead
     assert not EngineOptimizations.reference().garment_net_ahead
