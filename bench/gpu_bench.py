@@ -300,9 +300,9 @@ def measure_all(
     return r
 
 
-def with_optimizations(pipeline: TryOnPipeline, **changes: bool) -> TryOnPipeline:
+def with_optimizations(pipeline: TryOnPipeline, **changes: bool | int) -> TryOnPipeline:
     """The same pipeline (model, graphs, caches) with pipeline-level switches changed (those read
-    per call: garment_features_once, sync_free_steps)."""
+    per call: garment_features_once, garment_net_ahead and its rows, sync_free_steps)."""
     variant = copy.copy(pipeline)
     variant.optimizations = replace(pipeline.optimizations, **changes)
     return variant

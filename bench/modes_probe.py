@@ -1,9 +1,9 @@
 """Variants against the default, one process, identical weights and inputs: the default without
-garment_net_ahead, without batch_cross_projections (a second model with the same seed), without
-both (all three keep the output up to fp16 rounding), and the opt-in garment_features_once mode
-(changes the output): the graphed step at batch 1 and 8, one 20-step try-on, 10 garments on one
-person, the image against the default's. With compile the second model compiles again: run
-`--no-compile` to stay within one device call. Also where one default try-on's time goes
+garment_net_ahead and without batch_cross_projections (a second model with the same seed), both
+of which keep the output up to fp16 rounding: the graphed step at batch 1, 2, 4 and 8 as the
+loop runs it, one 20-step try-on, 10 garments on one person, the image against the default's.
+With compile the second model compiles again: run `--no-compile` to stay within one device
+call. Also where one default try-on's time goes
 (phases, and the GPU's idle time between kernels with the largest gaps).
 
 PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
@@ -40,6 +40,8 @@ from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.scheduler.png import encode_png
+
+STEP_BATCHES = (1, 2, 4, 8)
 
 
 def step_ms(pipeline: TryOnPipeline, batch: int) -> float:
@@ -91,11 +93,15 @@ def measure_mode(
     """Warm-up (compile and capture), the graphed step, one try-on and 10 garments."""
     start = time.perf_counter()
     options = DiffusionOptions(steps=1, height=gpu_bench.H, width=gpu_bench.W)
-    took = pipeline.warm_up((1, 8, 10), options)
+    took = pipeline.warm_up((*STEP_BATCHES, 10), options)
     r: dict[str, object] = {"warm_up_s": time.perf_counter() - start, "warm_up_ms": took}
-    r["step_b1_ms"] = step_ms(pipeline, 1)
-    r["step_b8_ms"] = step_ms(pipeline, 8)
+    for batch in STEP_BATCHES:
+        r[f"step_b{batch}_ms"] = step_ms(pipeline, batch)
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     png = tryon(pipeline, one, 20)[0]
+    if DEVICE == "cuda":
+        r["peak_gib_tryon"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     r["tryon_s"] = timed(lambda: tryon(pipeline, one, 20), repeats=5)
     r["g10_s"] = timed(lambda: tryon(pipeline, garments, 20), repeats=1)
     return r, png
@@ -124,11 +130,8 @@ def main() -> None:
     pipelines = {
         "default": default,
         "garment_net_ahead off": with_optimizations(default, garment_net_ahead=False),
+        "garment_ahead_rows 16": with_optimizations(default, garment_ahead_rows=16),
         "batch_cross_projections off": per_layer,
-        "both off": with_optimizations(per_layer, garment_net_ahead=False),
-        "garment_features_once (changes the output)": with_optimizations(
-            default, garment_features_once=True
-        ),
     }
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
@@ -152,13 +155,15 @@ def main() -> None:
     (OUT / "modes_probe.json").write_text(json.dumps({"results": results, "split": split}))
 
     log(f"\ncard: {card} | torch {torch.__version__} | compile {compile_}")
-    columns = "step b1 (ms) | step b8 (ms) | one try-on (s) | 10 garments (s)"
-    log(f"| mode | {columns} | image vs default |")
-    log("| --- | --- | --- | --- | --- | --- |")
+    steps = [f"step b{b} (ms)" for b in STEP_BATCHES]
+    columns = [*steps, "one try-on (s)", "10 garments (s)", "image vs default"]
+    log(f"| mode | {' | '.join(columns)} |")
+    log(f"|{' --- |' * (len(columns) + 1)}")
     for mode, r in results.items():
+        step_cells = " | ".join(f"{r[f'step_b{b}_ms']:.1f}" for b in STEP_BATCHES)
         log(
-            f"| {mode} | {r['step_b1_ms']:.1f} | {r['step_b8_ms']:.1f} | {r['tryon_s']:.3f} | "
-            f"{r['g10_s']:.2f} | {r.get('image_vs_default', '-')} |"
+            f"| {mode} | {step_cells} | {r['tryon_s']:.3f} | {r['g10_s']:.2f} | "
+            f"{r.get('image_vs_default', '-')} |"
         )
 
 
