@@ -3,7 +3,7 @@ applied (regional compile included), every batch size up to VTON_MAX_BATCH warme
 garment layouts, CUDA graphs captured). Run it twice with the same TORCHINDUCTOR_CACHE_DIR: the
 first start compiles, the second is a restart with the compile cache on disk.
 
-PYTHONPATH=src:. python bench/startup_bench.py [--max-batch 8] [--cudnn-benchmark]
+PYTHONPATH=src:. python bench/startup_bench.py [--max-batch 8] [--cudnn-benchmark] [--off NAME...]
 Ends with one 20-step try-on's time, so a start-up variant's cost on the request is seen too.
 (Random weights built on the GPU stand in for the checkpoint load, which is not timed here.)
 """
@@ -33,13 +33,21 @@ def main() -> None:
         action="store_true",
         help="cuDNN autotunes each new convolution shape (off by default)",
     )
+    parser.add_argument(
+        "--off",
+        nargs="*",
+        default=[],
+        choices=["garment_net_ahead", "batch_cross_projections"],
+        help="optimisations to turn off (what each costs the restart)",
+    )
     args = parser.parse_args()
     quiet_model_libraries()
     start = time.perf_counter()
     model = build_fullsize_model(torch.float16)
     torch.cuda.synchronize()
     built = time.perf_counter()
-    opts = EngineOptimizations(cudnn_benchmark=args.cudnn_benchmark)
+    off = dict.fromkeys(args.off, False)
+    opts = EngineOptimizations(cudnn_benchmark=args.cudnn_benchmark, **off)
     pipeline = TryOnPipeline(model, opts)
     took = pipeline.warm_up(range(1, args.max_batch + 1), DiffusionOptions(height=1024, width=768))
     ready = time.perf_counter()
@@ -51,9 +59,26 @@ def main() -> None:
         "warm_up_ms_per_batch": {b: round(ms) for b, ms in took.items()},
         "cuda_graphs": len(pipeline.graphs) if pipeline.graphs is not None else 0,
         "cudnn_benchmark": opts.cudnn_benchmark,
+        "off": args.off,
+        "compile_counters": compile_counters(),
         "one_tryon_20_steps_s": round(one_tryon_s(pipeline), 3),
     }
     print(json.dumps(result), flush=True)
+
+
+def compile_counters() -> dict[str, int]:
+    """Dynamo's graphs and Inductor's FX-graph cache hits and misses in this process: a warm
+    restart should miss nothing."""
+    from torch._dynamo.utils import counters
+
+    return {
+        "dynamo_unique_graphs": counters["stats"]["unique_graphs"],
+        **{
+            f"{name}_{outcome}": counters[group][f"{name}_{outcome}"]
+            for group, name in (("inductor", "fxgraph_cache"), ("aot_autograd", "autograd_cache"))
+            for outcome in ("hit", "miss", "bypass")
+        },
+    }
 
 
 def one_tryon_s(pipeline: TryOnPipeline) -> float:
