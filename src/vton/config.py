@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     compile: bool = True
     """Regional torch.compile of the resnet and transformer blocks on CUDA, with channels_last
     (graphed step at batch 1 on an H100: 58.6 -> 48.3 ms); the first start compiles for about
-    five minutes, a restart reusing `compile_cache_dir` is ready in ~60 s on an H100 (warm-up
+    five minutes, a restart reusing `compile_cache_dir` is ready in 60-72 s on an H100 (warm-up
     of batch sizes 1..8). A block that fails to compile runs eagerly."""
 
     compile_cache_dir: Path = Path("var/compile-cache")

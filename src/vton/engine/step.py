@@ -1,9 +1,10 @@
 """One denoising step's network work: GarmentNet on the garments, then TryonNet on the batch.
 
-`run_networks` is the eager computation (TryonNet alone when GarmentNet's features are given, the
-opt-in `garment_features_once` mode). `CudaGraphSteps` captures it once per step shape in a CUDA
-graph and replays it: the same kernels on the same inputs (so the same numbers), without
-re-issuing thousands of kernel launches from Python every step, which dominates at small batch.
+`run_networks` is the eager computation (TryonNet alone when GarmentNet's features are given:
+computed ahead for several steps, `garment_net_ahead`, or once, `garment_features_once`).
+`CudaGraphSteps` captures it once per step shape in a CUDA graph and replays it: the same kernels
+on the same inputs (so the same numbers), without re-issuing thousands of kernel launches from
+Python every step, which dominates at small batch.
 """
 
 from __future__ import annotations
