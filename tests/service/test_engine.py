@@ -26,20 +26,25 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
         model_path=tiny_model_dir,
         compile=False,
         garment_features_once=True,
+        garment_net_ahead=False,
         fallback_dtype="none",
     )
     engine = load_engine(settings, "cpu")
     optimizations = engine.pipeline.optimizations
     assert optimizations.garment_features_once and not optimizations.compile
+    assert not optimizations.garment_net_ahead
     status = {s.name: s for s in engine.pipeline.optimization_status}
     assert status["garment_features_once"].enabled
     assert "changes the output" in status["garment_features_once"].reason
+    assert not status["garment_net_ahead"].enabled
+    assert status["garment_net_ahead"].reason == "disabled by setting"
 
 
 def test_output_changing_modes_are_off_by_default(tiny_model_dir) -> None:
     settings = Settings(_env_file=None, model_path=tiny_model_dir, fallback_dtype="none")
     engine = load_engine(settings, "cpu")
     assert not engine.pipeline.optimizations.garment_features_once
+    assert engine.pipeline.optimizations.garment_net_ahead  # keeps the output: on by default
     assert settings.compile  # on by default; reported off here because this is not CUDA
     compile_status = next(s for s in engine.pipeline.optimization_status if s.name == "compile")
     assert not compile_status.enabled and "CUDA" in compile_status.reason

@@ -73,7 +73,9 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
         # Inductor reads its cache folder from the environment; a kept folder makes restarts fast.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.compile_cache_dir.resolve()))
     optimizations = EngineOptimizations(
-        compile=settings.compile, garment_features_once=settings.garment_features_once
+        compile=settings.compile,
+        garment_features_once=settings.garment_features_once,
+        garment_net_ahead=settings.garment_net_ahead,
     )
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
