@@ -27,12 +27,14 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
         compile=False,
         garment_features_once=True,
         garment_net_ahead=False,
+        garment_feature_cache_gb=1.5,
         fallback_dtype="none",
     )
     engine = load_engine(settings, "cpu")
     optimizations = engine.pipeline.optimizations
     assert optimizations.garment_features_once and not optimizations.compile
     assert not optimizations.garment_net_ahead
+    assert optimizations.garment_feature_cache_bytes == 3 << 29
     status = {s.name: s for s in engine.pipeline.optimization_status}
     assert status["garment_features_once"].enabled
     assert "changes the output" in status["garment_features_once"].reason

@@ -32,14 +32,17 @@ def in_chunks(
 
 
 def tensor_bytes(obj: object) -> int:
-    """Bytes held by the tensors among a dataclass's fields (nested dataclasses included)."""
+    """Bytes held by the tensors among a dataclass's fields (nested dataclasses and dicts of
+    tensors included)."""
     total = 0
     for f in fields(obj):  # type: ignore[arg-type]
         value = getattr(obj, f.name)
-        if isinstance(value, torch.Tensor):
-            total += value.numel() * value.element_size()
-        elif hasattr(value, "__dataclass_fields__"):
-            total += tensor_bytes(value)
+        values = value.values() if isinstance(value, dict) else [value]
+        for item in values:
+            if isinstance(item, torch.Tensor):
+                total += item.numel() * item.element_size()
+            elif hasattr(item, "__dataclass_fields__"):
+                total += tensor_bytes(item)
     return total
 
 
@@ -101,6 +104,8 @@ class BatchConditioning:
     cloth_latents: torch.Tensor  # one row per DISTINCT garment: GarmentNet runs once for each
     cloth_context: torch.Tensor  # prompt_embeds_c of those garments
     garment_index: torch.Tensor | None  # batch row -> garment row (None: one garment per row)
+    # each garment row's garment_key (None where a sample named none)
+    garment_keys: tuple[str | None, ...] = ()
 
 
 class ConditioningEncoder:
@@ -262,6 +267,7 @@ class ConditioningEncoder:
             cloth_latents=torch.stack([garments[i].cloth_latents for i in distinct]),
             cloth_context=torch.stack([garments[i].text.prompt_embeds_c for i in distinct]),
             garment_index=None if index is None else torch.tensor(index, device=device),
+            garment_keys=tuple(samples[i].garment_key for i in distinct),
         )
 
 

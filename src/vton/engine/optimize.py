@@ -56,6 +56,9 @@ class EngineOptimizations:
     # ms, one try-on -11%; batches whose garments fill a pass alone are unchanged.
     garment_net_ahead: bool = True
     garment_ahead_rows: int = 8
+    # Opt-in (memory): every timestep's GarmentNet features kept per keyed garment, up to this
+    # many bytes on the device (garment_cache.py); a repeat garment's try-on skips GarmentNet.
+    garment_feature_cache_bytes: int = 0
 
     @classmethod
     def reference(cls) -> EngineOptimizations:
@@ -125,6 +128,11 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         report("garment_net_ahead", True, rows)
     else:
         report("garment_net_ahead", False, "disabled by setting")
+    if opts.garment_feature_cache_bytes > 0:
+        size = f"{opts.garment_feature_cache_bytes / 2**30:.1f} GiB"
+        report("garment_feature_cache", True, f"up to {size} of features per keyed garment")
+    else:
+        report("garment_feature_cache", False, "off by default: memory (3.1 GB per garment)")
     report("cache_conditioning", opts.cache_conditioning, "setting")
     if opts.batch_cross_projections:
         served = sum(batch_cross_projections(n) for n in (model.tryon_net, model.garment_net))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -21,6 +21,7 @@ from vton.engine.checkpoint import TryOnModel
 from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
 from vton.engine.ddpm import SyncFreeDdpm
 from vton.engine.garment_ahead import GarmentFeaturesAhead, steps_per_pass
+from vton.engine.garment_cache import GarmentFeatureCache
 from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.progress import StepCallback, StepProgress
@@ -41,6 +42,8 @@ class TryOnPipeline:
         self.optimization_status = apply_optimizations(model, self.optimizations)
         cache_bytes = CONDITIONING_CACHE_BYTES if self.optimizations.cache_conditioning else 0
         self.conditioning = ConditioningEncoder(model, cache_bytes=cache_bytes)
+        cache_bytes = self.optimizations.garment_feature_cache_bytes
+        self.garment_cache = GarmentFeatureCache(cache_bytes) if cache_bytes > 0 else None
         use_graphs = self.optimizations.cuda_graphs and model.device.type == "cuda"
         self.graphs = CudaGraphSteps(model) if use_graphs else None
 
@@ -110,7 +113,8 @@ class TryOnPipeline:
         timesteps = scheduler.timesteps
         device_timesteps = timesteps.to(model.device)
         progress = StepProgress(on_step, len(timesteps), model.device)
-        garment_features = self.garment_features_for(cond, device_timesteps)
+        schedule = (options.scheduler, options.steps, options.height, options.width)
+        garment_features = self.garment_features_for(cond, device_timesteps, schedule)
         for i, (t, device_t) in enumerate(zip(timesteps, device_timesteps, strict=True)):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
@@ -127,17 +131,37 @@ class TryOnPipeline:
         return latents
 
     def garment_features_for(
-        self, cond: BatchConditioning, timesteps: torch.Tensor
+        self, cond: BatchConditioning, timesteps: torch.Tensor, schedule: Hashable = None
     ) -> Callable[[int], GarmentFeatures | None]:
-        """Step i -> the garment features given to the step, or None: GarmentNet runs inside it."""
+        """Step i -> the garment features given to the step, or None: GarmentNet runs inside it.
+        `schedule` names the timesteps for the garment feature cache (None: not cached)."""
         opts = self.optimizations
         if opts.garment_features_once:
             once = run_garment_net(self.model, timesteps[0], cond)
             return lambda _: once
+        keys = self._garment_cache_keys(cond, schedule)
+        if keys is not None:
+            cached = self.garment_cache.cached(keys)  # type: ignore[union-attr]
+            if cached is not None:
+                return cached
         steps = steps_per_pass(cond.cloth_latents.shape[0], opts.garment_ahead_rows)
-        if opts.garment_net_ahead and steps > 1:
-            return GarmentFeaturesAhead(self.model, cond, timesteps, steps)
-        return lambda _: None
+        if not opts.garment_net_ahead:
+            steps = 1
+        if steps == 1 and keys is None:
+            return lambda _: None
+        ahead = GarmentFeaturesAhead(self.model, cond, timesteps, steps)
+        if keys is None:
+            return ahead
+        return self.garment_cache.recording(ahead, keys, len(timesteps))  # type: ignore[union-attr]
+
+    def _garment_cache_keys(
+        self, cond: BatchConditioning, schedule: Hashable
+    ) -> list[Hashable] | None:
+        """The cache keys of the batch's garments, when the cache applies to all of them."""
+        keys = cond.garment_keys
+        if self.garment_cache is None or schedule is None or not keys or None in keys:
+            return None
+        return [(key, schedule) for key in keys]
 
     def networks(
         self,
@@ -233,6 +257,8 @@ class TryOnPipeline:
             for samples in layouts:
                 self(samples, one_step)
             took[batch] = (time.perf_counter() - start) * 1000.0
+        if self.garment_cache is not None:
+            self.garment_cache.clear()  # the warm-up's placeholder garments
         return took
 
     @contextmanager

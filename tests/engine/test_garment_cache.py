@@ -1,0 +1,120 @@
+"""GarmentNet's features kept per garment: a repeat garment skips GarmentNet with the same images;
+only keyed garments, whole schedules and finished requests are stored, within the budget."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from tests.engine.test_garment_ahead import garment_net_batches
+from tests.engine.test_pipeline import OPTIONS, sample
+from vton.engine.checkpoint import load_model
+from vton.engine.garment_cache import GarmentFeatureCache
+from vton.engine.optimize import EngineOptimizations
+from vton.engine.pipeline import TryOnPipeline
+
+FOUR_STEPS = replace(OPTIONS, steps=4)
+CACHED = EngineOptimizations(garment_feature_cache_bytes=1 << 30)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir)
+
+
+def keyed(person: int, garment: int, seed: int = 1):
+    return sample(person, garment, seed=seed, garment_key=f"garment-{garment}:v1")
+
+
+def assert_same_images(expected, got) -> None:
+    for a, b in zip(expected, got, strict=True):
+        assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [keyed(0, 0)],
+        [keyed(0, 0, seed=1), keyed(1, 2, seed=2)],  # two garments, one GarmentNet row each
+        [keyed(0, 0, seed=1), keyed(1, 0, seed=2)],  # two people, one shared garment
+    ],
+)
+def test_a_repeat_garment_skips_garment_net_with_the_same_images(model, batch):
+    plain = TryOnPipeline(model)
+    cached = TryOnPipeline(model, CACHED)
+    expected = plain(batch, FOUR_STEPS)
+    first: list = []
+    assert garment_net_batches(cached, lambda: first.extend(cached(batch, FOUR_STEPS)))
+    assert len(cached.garment_cache) == len({s.garment_key for s in batch})
+    again: list = []
+    assert garment_net_batches(cached, lambda: again.extend(cached(batch, FOUR_STEPS))) == []
+    assert_same_images(expected, first)
+    assert_same_images(expected, again)
+
+
+def test_the_cache_serves_a_garment_to_another_person(model):
+    cached = TryOnPipeline(model, CACHED)
+    cached([keyed(0, 0)], FOUR_STEPS)
+    other = [keyed(1, 0, seed=7)]
+    got: list = []
+    assert garment_net_batches(cached, lambda: got.extend(cached(other, FOUR_STEPS))) == []
+    assert_same_images(TryOnPipeline(model)(other, FOUR_STEPS), got)
+
+
+def test_unkeyed_garments_and_other_schedules_are_not_served_from_the_cache(model):
+    cached = TryOnPipeline(model, CACHED)
+    unkeyed = [sample(0, 0)]
+    cached(unkeyed, FOUR_STEPS)
+    assert len(cached.garment_cache) == 0
+    assert garment_net_batches(cached, lambda: cached(unkeyed, FOUR_STEPS))
+    cached([keyed(0, 0)], FOUR_STEPS)
+    assert garment_net_batches(cached, lambda: cached([keyed(0, 0)], OPTIONS))  # 3 steps, not 4
+    assert len(cached.garment_cache) == 2  # one timeline per schedule
+
+
+def test_garments_over_the_budget_are_not_stored(model):
+    tiny_budget = TryOnPipeline(model, EngineOptimizations(garment_feature_cache_bytes=1024))
+    expected = TryOnPipeline(model)([keyed(0, 0)], FOUR_STEPS)
+    assert_same_images(expected, tiny_budget([keyed(0, 0)], FOUR_STEPS))
+    assert len(tiny_budget.garment_cache) == 0
+
+
+def test_warm_up_leaves_the_cache_empty_and_it_is_off_by_default(model):
+    assert EngineOptimizations().garment_feature_cache_bytes == 0
+    assert TryOnPipeline(model).garment_cache is None
+    cached = TryOnPipeline(model, CACHED)
+    cached.warm_up([1, 2], OPTIONS)
+    assert len(cached.garment_cache) == 0
+    status = {s.name: s for s in cached.optimization_status}["garment_feature_cache"]
+    assert status.enabled and "1.0 GiB" in status.reason
+
+
+def test_a_request_that_fails_midway_stores_nothing():
+    cache = GarmentFeatureCache(1 << 20)
+    features = {"block": torch.ones(1, 3, 2)}
+
+    def source(step: int):
+        if step == 2:
+            raise RuntimeError("out of memory")
+        return features
+
+    recording = cache.recording(source, ["g"], steps=3)
+    recording(0), recording(1)
+    with pytest.raises(RuntimeError):
+        recording(2)
+    assert len(cache) == 0 and cache.cached(["g"]) is None
+
+
+def test_a_stored_timeline_holds_each_steps_features():
+    cache = GarmentFeatureCache(1 << 20)
+    steps = [{"block": torch.full((2, 3, 4), float(i))} for i in range(3)]
+    recording = cache.recording(lambda i: steps[i], ["a", "b"], steps=3)
+    for i in range(3):
+        recording(i)
+    assert len(cache) == 2 and cache.lru.bytes == 2 * 3 * 3 * 4 * 4  # float32 timelines
+    served = cache.cached(["b", "a"])
+    assert served is not None
+    for i in range(3):
+        assert torch.equal(served(i)["block"], steps[i]["block"])
