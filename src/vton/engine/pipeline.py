@@ -42,8 +42,8 @@ class TryOnPipeline:
         self.optimization_status = apply_optimizations(model, self.optimizations)
         cache_bytes = CONDITIONING_CACHE_BYTES if self.optimizations.cache_conditioning else 0
         self.conditioning = ConditioningEncoder(model, cache_bytes=cache_bytes)
-        cache_bytes = self.optimizations.garment_feature_cache_bytes
-        self.garment_cache = GarmentFeatureCache(cache_bytes) if cache_bytes > 0 else None
+        feature_bytes = self.optimizations.garment_feature_cache_bytes
+        self.garment_cache = GarmentFeatureCache(feature_bytes) if feature_bytes > 0 else None
         use_graphs = self.optimizations.cuda_graphs and model.device.type == "cuda"
         self.graphs = CudaGraphSteps(model) if use_graphs else None
 
@@ -139,20 +139,23 @@ class TryOnPipeline:
         if opts.garment_features_once:
             once = run_garment_net(self.model, timesteps[0], cond)
             return lambda _: once
-        keys = self._garment_cache_keys(cond, schedule)
-        if keys is not None:
-            cached = self.garment_cache.cached(keys)  # type: ignore[union-attr]
-            if cached is not None:
-                return cached
-        steps = steps_per_pass(cond.cloth_latents.shape[0], opts.garment_ahead_rows)
-        if not opts.garment_net_ahead:
-            steps = 1
-        if steps == 1 and keys is None:
+        cache, keys = self.garment_cache, self._garment_cache_keys(cond, schedule)
+        if cache is not None and keys is not None:
+            passes = self._garment_passes(cond, timesteps, outside_the_step=True)
+            return cache.cached(keys) or cache.recording(passes, keys, len(timesteps))
+        return self._garment_passes(cond, timesteps)
+
+    def _garment_passes(
+        self, cond: BatchConditioning, timesteps: torch.Tensor, outside_the_step: bool = False
+    ) -> Callable[[int], GarmentFeatures | None]:
+        """GarmentNet ahead of the steps where a pass would otherwise be small (or wherever its
+        features must leave the step); else None per step: it runs inside the step's graph."""
+        opts = self.optimizations
+        garments = cond.cloth_latents.shape[0]
+        steps = steps_per_pass(garments, opts.garment_ahead_rows) if opts.garment_net_ahead else 1
+        if steps == 1 and not outside_the_step:
             return lambda _: None
-        ahead = GarmentFeaturesAhead(self.model, cond, timesteps, steps)
-        if keys is None:
-            return ahead
-        return self.garment_cache.recording(ahead, keys, len(timesteps))  # type: ignore[union-attr]
+        return GarmentFeaturesAhead(self.model, cond, timesteps, steps)
 
     def _garment_cache_keys(
         self, cond: BatchConditioning, schedule: Hashable
