@@ -36,6 +36,7 @@ def server(
         store=f"s3://{bucket}/vton",
         s3_endpoint_url=s3_server.endpoint_url,
         s3_max_attempts=1,
+        garment_feature_cache_gb=0.05,  # on, so the API tests run through it too
     )
     live = LiveServer(settings).start()
     yield live

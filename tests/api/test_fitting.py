@@ -48,6 +48,25 @@ def test_v2_returns_image_timings_and_cache_sources(user: tuple[httpx.Client, st
     assert again["image"] == body["image"]
 
 
+def test_a_repeat_garment_is_tried_on_without_garment_net(
+    server: LiveServer, user: tuple[httpx.Client, str]
+) -> None:
+    client, _ = user
+    pipeline = server.runtime.require().engines[0].pipeline
+    first = tryon(client, seed=11)
+    assert first.status_code == 200, first.text
+    calls: list[int] = []
+    hook = pipeline.model.garment_net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        second = tryon(client, seed=12)  # another seed: not the result cache's image
+    finally:
+        hook.remove()
+    assert second.status_code == 200, second.text
+    assert second.json()["resultCached"] is False
+    assert calls == []  # its features came from the garment feature cache
+    assert second.json()["image"] != first.json()["image"]
+
+
 def test_v2_answers_png_when_asked(user: tuple[httpx.Client, str]) -> None:
     client, _ = user
     response = client.post(
