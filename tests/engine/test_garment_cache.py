@@ -118,3 +118,36 @@ def test_a_stored_timeline_holds_each_steps_features():
     assert served is not None
     for i in range(3):
         assert torch.equal(served(i)["block"], steps[i]["block"])
+
+
+def test_out_of_memory_drops_the_cache_and_runs_again_from_fresh_noise(model, monkeypatch):
+    cached = TryOnPipeline(model, CACHED)
+    batch = [keyed(0, 0)]
+    expected = TryOnPipeline(model)(batch, FOUR_STEPS)
+    cached(batch, FOUR_STEPS)
+    real_denoise = cached.denoise
+    failures: list[int] = []
+
+    def denoise_then_fail_once(*args, **kwargs):
+        latents = real_denoise(*args, **kwargs)  # draws every step's noise from the generators
+        if not failures:
+            failures.append(1)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return latents
+
+    monkeypatch.setattr(cached, "denoise", denoise_then_fail_once)
+    got = cached(batch, FOUR_STEPS)
+    assert failures == [1]
+    assert len(cached.garment_cache) == 1  # dropped, then filled again by the second run
+    assert_same_images(expected, got)  # fresh generators: the same noise as the first time
+
+
+def test_out_of_memory_without_a_cache_is_the_callers_to_handle(model, monkeypatch):
+    plain = TryOnPipeline(model)
+
+    def fail(*_args, **_kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(plain, "denoise", fail)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        plain([keyed(0, 0)], FOUR_STEPS)

@@ -11,7 +11,8 @@ A batch uses the cache only when every distinct garment is keyed; all of them ca
 GarmentNet at all; otherwise GarmentNet runs for all of them as usual and each garment's features
 are recorded as the steps go and stored once the last step has run (a failed request stores
 nothing). Mixed batches (some garments cached) recompute the cached ones too: simpler, and the
-case the cache is for is one garment tried by many people.
+case the cache is for is one garment tried by many people. If the device runs out of memory
+while the cache holds something, the pipeline drops it and runs the batch again.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ zero garment tokens. Nothing couples samples, so each result equals the sample's
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from vton.engine.schedulers import STEP_KWARGS, build_scheduler
 from vton.engine.step import CudaGraphSteps, GarmentFeatures, run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 CONDITIONING_CACHE_BYTES = 2 << 30
 
@@ -190,6 +193,34 @@ class TryOnPipeline:
             kwargs["generator"] = generators
         return lambda noise, t, latents: scheduler.step(noise, t, latents, **kwargs).prev_sample
 
+    def _diffuse(
+        self,
+        samples: list[TryOnSample],
+        cond: BatchConditioning,
+        options: DiffusionOptions,
+        guidance: bool,
+        on_step: StepCallback | None,
+    ) -> torch.Tensor:
+        """Noise, then the loop; once more from fresh noise after dropping the garment feature
+        cache if the device ran out of memory while it held something (the cache must never fail
+        a request that would succeed without it)."""
+        try:
+            latents, generators = self.initial_noise(samples, options)
+            return self.denoise(latents, cond, options, generators, guidance, on_step)
+        except torch.cuda.OutOfMemoryError:
+            if not self.garment_cache:
+                raise
+            log.warning(
+                "out of device memory with %d garment feature timelines cached: dropping them "
+                "and running the batch again",
+                len(self.garment_cache),
+            )
+            self.garment_cache.clear()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        latents, generators = self.initial_noise(samples, options)
+        return self.denoise(latents, cond, options, generators, guidance, on_step)
+
     # -- 5. decoding -------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -218,11 +249,9 @@ class TryOnPipeline:
             cond = self.conditioning.assemble(
                 samples, options, guidance, dedupe_garments=self.optimizations.dedupe_garments
             )
-        # 3. Initial noise, one generator per sample
-        latents, generators = self.initial_noise(samples, options)
-        # 4. Denoising loop
+        # 3-4. Initial noise (one generator per sample) and the denoising loop
         with self._timed(timings, "diffusion"):
-            latents = self.denoise(latents, cond, options, generators, guidance, on_step)
+            latents = self._diffuse(samples, cond, options, guidance, on_step)
         # 5. Decode
         with self._timed(timings, "decode"):
             images, pixels = self.decode(latents)
