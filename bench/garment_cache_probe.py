@@ -8,7 +8,6 @@ PYTHONPATH=src:. python bench/garment_cache_probe.py   (GPU; BENCH_SMOKE=1 for a
 
 from __future__ import annotations
 
-import copy
 import json
 
 import torch
@@ -24,23 +23,16 @@ from bench.gpu_bench import (
     timed,
     tryon,
     use_noise_inputs,
+    with_garment_cache,
 )
 from bench.gpu_bench import H as HEIGHT
 from bench.gpu_bench import W as WIDTH
-from vton.engine.garment_cache import GarmentFeatureCache
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.types import DiffusionOptions
 
 CACHE_BYTES = 24 << 30
-
-
-def with_garment_cache(pipeline: TryOnPipeline, max_bytes: int) -> TryOnPipeline:
-    """The same pipeline (model, graphs, conditioning cache) with a garment feature cache."""
-    variant = copy.copy(pipeline)
-    variant.garment_cache = GarmentFeatureCache(max_bytes)
-    return variant
 
 
 def peak_gib() -> float:
