@@ -151,3 +151,22 @@ def test_out_of_memory_without_a_cache_is_the_callers_to_handle(model, monkeypat
     monkeypatch.setattr(plain, "denoise", fail)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         plain([keyed(0, 0)], FOUR_STEPS)
+
+
+def test_recording_makes_room_in_the_budget_before_it_starts():
+    timeline_bytes = 3 * 2 * 4  # 3 steps of (2,) float32
+    cache = GarmentFeatureCache(2 * timeline_bytes)
+
+    def start(key: str):
+        recording = cache.recording(lambda _: {"block": torch.ones(1, 2)}, [key], steps=3)
+        recording(0)  # allocates the timeline being recorded
+        return recording
+
+    for key in ("a", "b"):
+        recording = start(key)
+        recording(1), recording(2)
+    pending = start("c")
+    assert cache.cached(["a"]) is None and len(cache) == 1  # evicted before recording "c"
+    pending(1), pending(2)
+    assert cache.cached(["b"]) is not None and cache.cached(["c"]) is not None
+    assert cache.lru.bytes == 2 * timeline_bytes

@@ -69,7 +69,11 @@ class DeviceLru:
             self.bytes -= self._items.pop(key)[1]
         self._items[key] = (value, size)
         self.bytes += size
-        while self.bytes > self.max_bytes:
+        self.make_room(0)
+
+    def make_room(self, size: int) -> None:
+        """Evicts the least recently used items until `size` more bytes fit."""
+        while self._items and self.bytes + size > self.max_bytes:
             _, (_, evicted) = self._items.popitem(last=False)
             self.bytes -= evicted
 

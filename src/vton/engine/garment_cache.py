@@ -72,7 +72,8 @@ class GarmentFeatureCache:
             if timelines is None and fits:
                 per_step = sum(f.numel() * f.element_size() for f in features.values())
                 fits = per_step * steps <= self.lru.max_bytes
-                if fits:
+                if fits:  # the budget covers what is being recorded too
+                    self.lru.make_room(per_step * steps)
                     timelines = [_empty_timeline(features, steps) for _ in keys]
             if timelines is not None:
                 for g, timeline in enumerate(timelines):
