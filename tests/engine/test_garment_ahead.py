@@ -13,6 +13,7 @@ from vton.engine.checkpoint import load_model
 from vton.engine.garment_ahead import GarmentFeaturesAhead, steps_per_pass
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
+from vton.engine.schedulers import SCHEDULERS
 from vton.engine.step import run_garment_net
 
 FIVE_STEPS = replace(OPTIONS, steps=5)
@@ -75,6 +76,17 @@ def test_ahead_gives_the_same_images_in_fewer_larger_garment_passes(tiny_model_d
         assert garment_net_batches(ahead, run) == passes
         for a, b in zip(expected, got, strict=True):
             assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_scheduler_gives_the_same_images_with_garment_net_ahead(tiny_model_dir, scheduler):
+    model = load_model(tiny_model_dir)
+    options = replace(FIVE_STEPS, scheduler=scheduler)
+    batch = [sample(0, 0, seed=1)]
+    off = TryOnPipeline(model, EngineOptimizations(garment_net_ahead=False))(batch, options)
+    on = TryOnPipeline(model, EngineOptimizations(garment_ahead_rows=2))(batch, options)
+    for a, b in zip(off, on, strict=True):
+        assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
 
 
 def test_ahead_leaves_full_batches_to_the_fused_step(tiny_model_dir):
