@@ -26,6 +26,7 @@ from vton.engine.garment_cache import GarmentFeatureCache
 from vton.engine.images import to_pil, to_uint8
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.progress import StepCallback, StepProgress
+from vton.engine.runtime import free_device_memory
 from vton.engine.schedulers import STEP_KWARGS, build_scheduler
 from vton.engine.step import CudaGraphSteps, GarmentFeatures, run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
@@ -216,8 +217,7 @@ class TryOnPipeline:
                 len(self.garment_cache),
             )
             self.garment_cache.clear()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            free_device_memory()
         latents, generators = self.initial_noise(samples, options)
         return self.denoise(latents, cond, options, generators, guidance, on_step)
 

@@ -1,4 +1,5 @@
-"""Choosing dtype and device from user-facing names, and quieting the model libraries' logs."""
+"""Choosing dtype and device from user-facing names, quieting the model libraries' logs, and
+handing cached device memory back after running out of it."""
 
 from __future__ import annotations
 
@@ -34,3 +35,9 @@ def quiet_model_libraries() -> None:
 
     transformers.logging.set_verbosity_error()
     diffusers.utils.logging.set_verbosity_error()
+
+
+def free_device_memory() -> None:
+    """Returns the caching allocator's unused blocks to the device (after an out-of-memory)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from vton.engine.runtime import free_device_memory
 from vton.engine.types import DiffusionOptions, TryOnOutput
 from vton.errors import VtonError
 from vton.scheduler.errors import EngineFailed, NonFiniteOutput, OutOfMemory
@@ -35,11 +36,6 @@ def is_usable(output: TryOnOutput) -> bool:
     """False for an image with a NaN or an infinity, or all black."""
     image = output.image
     return bool(torch.isfinite(image).all()) and bool(image.max() > BLACK)
-
-
-def _free_device_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class BatchExecutor:
@@ -101,7 +97,7 @@ class BatchExecutor:
         if len(live) == 1:
             return [ItemOutcome(live[0], error=error)]
         self._on_split()
-        _free_device_memory()
+        free_device_memory()
         half = len(live) // 2
         return self._isolate(pipeline, live[:half], options) + self._isolate(
             pipeline, live[half:], options
