@@ -64,3 +64,14 @@ def test_the_layers_weights_are_views_of_the_stacks(tiny_model_dir):
     }
     # one storage per stack (text key, text value per width), not one per layer
     assert len(storages) < len(cross_attentions(pipeline))
+
+
+def test_the_blocks_receive_projections_without_a_view_base(tiny_model_dir):
+    """Dynamo gives a view input its base's sizes as extra symbols (measured: a slower trace on
+    every start), so the processors' slots hold detached tensors."""
+    pipeline = TryOnPipeline(load_model(tiny_model_dir), BATCHED)
+    seen: list[torch.Tensor] = []
+    attn = cross_attentions(pipeline)[0]
+    attn.register_forward_pre_hook(lambda module, _: seen.append(module.processor.projected.key))
+    pipeline([sample(0, 0)], OPTIONS)
+    assert seen and all(t is not None and t._base is None for t in seen)

@@ -100,7 +100,9 @@ def _project(
         out = torch.bmm(rows, stack.weight.transpose(1, 2))  # (layers, batch * tokens, out)
         out = out.view(layers, tokens.shape[0], tokens.shape[1], -1)
         for i, (slots, field) in enumerate(stack.targets):
-            setattr(slots, field, out[i])
+            # detached: the same memory, but no view base, whose sizes Dynamo would trace as
+            # extra symbols in every block graph (measured: a slower trace on each start)
+            setattr(slots, field, out[i].detach())
 
 
 def _clear(stacks: list[_Stack], *_: object) -> None:
