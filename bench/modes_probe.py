@@ -1,19 +1,22 @@
 """Variants against the default, one process, identical weights and inputs: the default without
-garment_net_ahead and without batch_cross_projections (a second model with the same seed), both
-of which keep the output up to fp16 rounding: the graphed step at batch 1, 2, 4 and 8 as the
-loop runs it, one 20-step try-on, 10 garments on one person, the image against the default's.
-With compile the second model compiles again: run `--no-compile` to stay within one device
-call. Also where one default try-on's time goes
-(phases, and the GPU's idle time between kernels with the largest gaps).
+garment_net_ahead, without batch_cross_projections or with fold_zero_garment_keys (a second
+model with the same seed), each of which keeps the output up to fp16 rounding: the graphed step
+at batch 1, 2, 4 and 8 as the loop runs it, one 20-step try-on, 10 garments on one person, the
+image against the default's. With compile a second model compiles again: run `--no-compile` to
+stay within one device call. Also where one default try-on's time goes (phases, and the GPU's
+idle time between kernels with the largest gaps).
 
-PYTHONPATH=src:. python bench/modes_probe.py [--no-compile]   (GPU; BENCH_SMOKE=1 for a CPU check)
+PYTHONPATH=src:. python bench/modes_probe.py [--no-compile] [--modes A,B]
+(GPU; BENCH_SMOKE=1 for a CPU check)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
+from dataclasses import replace
 
 import torch
 
@@ -110,6 +113,7 @@ def measure_mode(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--modes", default="", help="comma-separated variant rows (default all)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     quiet_model_libraries()
@@ -124,25 +128,37 @@ def main() -> None:
 
     compile_ = not args.no_compile
     default = TryOnPipeline(model, EngineOptimizations(compile=compile_))
-    per_layer = TryOnPipeline(
-        build_model(), EngineOptimizations(compile=compile_, batch_cross_projections=False)
-    )
-    pipelines = {
-        "default": default,
-        "garment_net_ahead off": with_optimizations(default, garment_net_ahead=False),
-        "garment_ahead_rows 16": with_optimizations(default, garment_ahead_rows=16),
-        "batch_cross_projections off": per_layer,
+    variants = {
+        # switches read per call: the same model, graphs and caches
+        "garment_net_ahead off": lambda: with_optimizations(default, garment_net_ahead=False),
+        "garment_ahead_rows 16": lambda: with_optimizations(default, garment_ahead_rows=16),
+        # switches applied to the model at load: a second model with the same seed
+        "batch_cross_projections off": lambda: TryOnPipeline(
+            build_model(), replace(default.optimizations, batch_cross_projections=False)
+        ),
+        "fold_zero_garment_keys on": lambda: TryOnPipeline(
+            build_model(), replace(default.optimizations, fold_zero_garment_keys=True)
+        ),
     }
+    chosen = args.modes.split(",") if args.modes else list(variants)
+    unknown = set(chosen) - set(variants)
+    if unknown:
+        parser.error(f"unknown modes {sorted(unknown)}; known: {list(variants)}")
+    pipelines = {"default": lambda: default} | {m: variants[m] for m in chosen}
     one = [make_sample(0, 0, keyed=True)]
     garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
     results: dict[str, dict[str, object]] = {}
     reference_png: bytes | None = None
-    for mode, pipeline in pipelines.items():
+    for mode, make_pipeline in pipelines.items():
         try:
-            r, png = measure_mode(pipeline, one, garments)
+            r, png = measure_mode(make_pipeline(), one, garments)
         except Exception as exc:  # keep the other modes' numbers
             log(f"[{mode}] failed: {exc!r}")
             continue
+        finally:
+            gc.collect()  # a second model goes before the next is built
+            if DEVICE == "cuda":
+                torch.cuda.empty_cache()
         if reference_png is None:
             reference_png = png
         else:

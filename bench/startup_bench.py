@@ -37,7 +37,7 @@ def main() -> None:
         "--off",
         nargs="*",
         default=[],
-        choices=["garment_net_ahead", "batch_cross_projections"],
+        choices=["garment_net_ahead", "batch_cross_projections", "fold_zero_garment_keys"],
         help="optimisations to turn off (what each costs the restart)",
     )
     args = parser.parse_args()

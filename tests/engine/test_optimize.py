@@ -97,6 +97,19 @@ def test_every_optimisation_reports_its_status(tiny_model_dir):
     assert not tf32.enabled and "CUDA" in tf32.reason  # this machine has no GPU
 
 
+def test_folding_the_zero_garment_keys_keeps_the_images(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    unfolded = TryOnPipeline(model)
+    batch = [sample(0, 0, seed=1), sample(1, 2, seed=2)]
+    expected = unfolded(batch, OPTIONS)
+    assert not {s.name: s for s in unfolded.optimization_status}["fold_zero_garment_keys"].enabled
+    folded = TryOnPipeline(model, EngineOptimizations(fold_zero_garment_keys=True))
+    status = {s.name: s for s in folded.optimization_status}["fold_zero_garment_keys"]
+    assert status.enabled, status.reason
+    for a, b in zip(expected, folded(batch, OPTIONS), strict=True):
+        assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("batched_cross", [False, True])
 def test_compiled_transformer_blocks_share_one_graph_per_block_shape(tiny_model_dir, batched_cross):
     from diffusers.models.attention import BasicTransformerBlock
