@@ -55,6 +55,8 @@ def test_a_repeat_garment_is_tried_on_without_garment_net(
     pipeline = server.runtime.require().engines[0].pipeline
     first = tryon(client, seed=11)
     assert first.status_code == 200, first.text
+    hits = server.metric("vton_garment_cache_hits_total")
+    assert server.metric("vton_garment_cache_entries") >= 1
     calls: list[int] = []
     hook = pipeline.model.garment_net.register_forward_hook(lambda *_: calls.append(1))
     try:
@@ -64,6 +66,7 @@ def test_a_repeat_garment_is_tried_on_without_garment_net(
     assert second.status_code == 200, second.text
     assert second.json()["resultCached"] is False
     assert calls == []  # its features came from the garment feature cache
+    assert server.metric("vton_garment_cache_hits_total") == hits + 1
     assert second.json()["image"] != first.json()["image"]
 
 

@@ -48,8 +48,11 @@ def test_a_repeat_garment_skips_garment_net_with_the_same_images(model, batch):
     first: list = []
     assert garment_net_batches(cached, lambda: first.extend(cached(batch, FOUR_STEPS)))
     assert len(cached.garment_cache) == len({s.garment_key for s in batch})
+    assert (cached.garment_cache.hits, cached.garment_cache.misses) == (0, 1)
     again: list = []
     assert garment_net_batches(cached, lambda: again.extend(cached(batch, FOUR_STEPS))) == []
+    assert (cached.garment_cache.hits, cached.garment_cache.misses) == (1, 1)
+    assert cached.garment_cache.stats()["bytes"] > 0
     assert_same_images(expected, first)
     assert_same_images(expected, again)
 
@@ -87,6 +90,13 @@ def test_warm_up_leaves_the_cache_empty_and_it_is_off_by_default(model):
     cached = TryOnPipeline(model, CACHED)
     cached.warm_up([1, 2], OPTIONS)
     assert len(cached.garment_cache) == 0
+    assert cached.garment_cache.stats() | {"max_bytes": 0} == {
+        "hits_total": 0,  # the warm-up's lookups are not counted
+        "misses_total": 0,
+        "entries": 0,
+        "bytes": 0,
+        "max_bytes": 0,
+    }
     status = {s.name: s for s in cached.optimization_status}["garment_feature_cache"]
     assert status.enabled and "1.0 GiB" in status.reason
 

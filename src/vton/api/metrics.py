@@ -1,5 +1,5 @@
-"""What /metrics shows beyond the HTTP and scheduler metrics: artifact cache counters and GPU
-memory, read when scraped."""
+"""What /metrics shows beyond the HTTP and scheduler metrics: artifact cache counters, the garment
+feature cache's counters per device and GPU memory, read when scraped."""
 
 from __future__ import annotations
 
@@ -32,6 +32,30 @@ class CacheCollector(Collector):
             else:
                 metric = GaugeMetricFamily(f"vton_cache_{name}", f"Artifact cache: {name}.")
             metric.add_metric([], value)
+            yield metric
+
+
+class GarmentFeatureCacheCollector(Collector):
+    """Per device, the opt-in garment feature cache (engine/garment_cache.py): batches served
+    without GarmentNet (hits) or with it (misses), timelines held and their bytes."""
+
+    def __init__(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        per_device = self._stats()
+        if not per_device:
+            return
+        for name in next(iter(per_device.values())):
+            help_text = f"Garment feature cache: {name}."
+            family = name.removesuffix("_total")
+            metric: Metric = (
+                CounterMetricFamily(f"vton_garment_cache_{family}", help_text, labels=["device"])
+                if name.endswith("_total")
+                else GaugeMetricFamily(f"vton_garment_cache_{name}", help_text, labels=["device"])
+            )
+            for device, stats in per_device.items():
+                metric.add_metric([device], stats[name])
             yield metric
 
 
@@ -68,6 +92,15 @@ def install_metrics(runtime: Runtime) -> HttpMetrics:
     def devices() -> list[str]:
         return [e.device for e in runtime.service.engines] if runtime.service else []
 
+    def garment_cache_stats() -> dict[str, dict[str, int]]:
+        engines = runtime.service.engines if runtime.service else []
+        return {
+            e.device: e.pipeline.garment_cache.stats()
+            for e in engines
+            if e.pipeline.garment_cache is not None
+        }
+
     registry.register(CacheCollector(cache_stats))
+    registry.register(GarmentFeatureCacheCollector(garment_cache_stats))
     registry.register(GpuMemoryCollector(devices))
     return HttpMetrics(registry)

@@ -40,6 +40,9 @@ class GarmentFeatureCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.lru = DeviceLru(max_bytes)
+        # Batches whose garments were all cached (no GarmentNet) / that ran GarmentNet.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self.lru)
@@ -47,11 +50,27 @@ class GarmentFeatureCache:
     def clear(self) -> None:
         self.lru = DeviceLru(self.lru.max_bytes)
 
+    def reset(self) -> None:
+        """Empty, and counting from zero (after the warm-up's placeholder garments)."""
+        self.clear()
+        self.hits = self.misses = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "hits_total": self.hits,
+            "misses_total": self.misses,
+            "entries": len(self.lru),
+            "bytes": self.lru.bytes,
+            "max_bytes": self.lru.max_bytes,
+        }
+
     def cached(self, keys: Sequence[Hashable]) -> FeatureSource | None:
         """Step i -> the features of `keys`' garments (in that order), when all are cached."""
         timelines = [self.lru.get(key) for key in keys]
         if any(t is None for t in timelines):
+            self.misses += 1
             return None
+        self.hits += 1
         found: list[GarmentTimeline] = timelines  # type: ignore[assignment]
         if len(found) == 1:  # a view of the stored rows, no copy
             return lambda i: {n: f[i : i + 1] for n, f in found[0].features.items()}

@@ -290,7 +290,7 @@ class TryOnPipeline:
                 self(samples, one_step)
             took[batch] = (time.perf_counter() - start) * 1000.0
         if self.garment_cache is not None:
-            self.garment_cache.clear()  # the warm-up's placeholder garments
+            self.garment_cache.reset()  # the warm-up's placeholder garments
         return took
 
     @contextmanager
