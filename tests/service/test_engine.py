@@ -28,6 +28,7 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
         garment_features_once=True,
         garment_net_ahead=False,
         garment_feature_cache_gb=1.5,
+        fold_zero_garment_keys=True,
         fallback_dtype="none",
     )
     engine = load_engine(settings, "cpu")
@@ -40,6 +41,7 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
     assert "changes the output" in status["garment_features_once"].reason
     assert not status["garment_net_ahead"].enabled
     assert status["garment_net_ahead"].reason == "disabled by setting"
+    assert status["fold_zero_garment_keys"].enabled
 
 
 def test_output_changing_modes_are_off_by_default(tiny_model_dir) -> None:

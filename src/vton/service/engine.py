@@ -76,6 +76,7 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
         compile=settings.compile,
         garment_features_once=settings.garment_features_once,
         garment_net_ahead=settings.garment_net_ahead,
+        fold_zero_garment_keys=settings.fold_zero_garment_keys,
         garment_feature_cache_bytes=int(settings.garment_feature_cache_gb * 2**30),
     )
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
