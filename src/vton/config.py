@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     compile: bool = True
     """Regional torch.compile of the resnet and transformer blocks on CUDA, with channels_last
     (graphed step at batch 1 on an H100: 58.6 -> 48.3 ms); the first start compiles for about
-    five minutes, a restart reusing `compile_cache_dir` is ready in 60-72 s on an H100 (warm-up
-    of batch sizes 1..8). A block that fails to compile runs eagerly."""
+    five minutes, a restart reusing `compile_cache_dir` is ready in about 60-65 s on an H100
+    (warm-up of batch sizes 1..8; mostly Dynamo tracing, so it follows the host's CPU speed). A
+    block that fails to compile runs eagerly."""
 
     compile_cache_dir: Path = Path("var/compile-cache")
     """Where torch.compile keeps its kernels between starts (TORCHINDUCTOR_CACHE_DIR)."""

@@ -137,3 +137,17 @@ def test_warm_up_runs_both_garment_layouts_of_each_batch_size(pipeline):
     finally:
         del pipeline.conditioning.assemble
     assert layouts == [(1, False), (3, False), (3, True)]
+
+
+def test_the_vae_decodes_one_image_per_call(pipeline, monkeypatch):
+    """The compiled decoder sees one shape only, and its activations are one image's."""
+    batches: list[int] = []
+    decode = pipeline.model.vae.decode
+
+    def counted(latents, *args, **kwargs):
+        batches.append(latents.shape[0])
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.model.vae, "decode", counted)
+    outputs = pipeline([sample(0, 0), sample(1, 1), sample(2, 2)], OPTIONS)
+    assert batches == [1, 1, 1] and len(outputs) == 3

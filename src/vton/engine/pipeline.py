@@ -225,10 +225,15 @@ class TryOnPipeline:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images in [-1, 1] (float32) and as 8-bit (converted on the device), both on the CPU."""
+        """Images in [-1, 1] (float32) and as 8-bit (converted on the device), both on the CPU.
+
+        One image per VAE call: the decoder's compiled resnets then only ever see one shape, so
+        no start traces their symbolic-batch graphs, and the fp32 activations (~2 GiB per image
+        at 1024x768) stay those of one image at any batch size."""
         vae = self.model.vae
         latents = latents.to(self.model.vae_dtype) / vae.config.scaling_factor
-        images = in_chunks(latents, lambda chunk: vae.decode(chunk).sample).clamp(-1, 1).float()
+        images = in_chunks(latents, lambda one: vae.decode(one).sample, size=1)
+        images = images.clamp(-1, 1).float()
         return images.cpu(), to_uint8(images).cpu()
 
     # -- the entry point ---------------------------------------------------------------------
