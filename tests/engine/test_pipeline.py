@@ -115,9 +115,13 @@ def test_half_precisions_run_with_the_vae_kept_in_float32(tiny_model_dir, dtype)
     assert out.image.dtype == torch.float32 and torch.isfinite(out.image).all()
 
 
-def test_warm_up_runs_each_batch_size(pipeline):
+def test_warm_up_runs_each_batch_size_and_decodes_once(pipeline, monkeypatch):
+    decoded: list[int] = []
+    decode = pipeline.decode
+    monkeypatch.setattr(pipeline, "decode", lambda latents: decoded.append(1) or decode(latents))
     took = pipeline.warm_up([1, 3], OPTIONS)
     assert sorted(took) == [1, 3] and all(ms > 0 for ms in took.values())
+    assert decoded == [1]  # one image per VAE call at any size: one decode warms it
 
 
 def test_warm_up_runs_both_garment_layouts_of_each_batch_size(pipeline):
