@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     compile: bool = True
     """Regional torch.compile of the resnet and transformer blocks on CUDA, with channels_last
     (graphed step at batch 1 on an H100: 58.6 -> 48.3 ms); the first start compiles for about
-    five minutes, a restart reusing `compile_cache_dir` is ready in about 60-65 s on an H100
+    five minutes, a restart reusing `compile_cache_dir` is ready in about 50-63 s on an H100
     (warm-up of batch sizes 1..8; mostly Dynamo tracing, so it follows the host's CPU speed). A
     block that fails to compile runs eagerly."""
 
