@@ -4,9 +4,9 @@
   features, keyed by the module name.
 - TryonNet's self-attentions attend over [person tokens, garment tokens of the same-named block]
   with queries from the person tokens only; for the unconditional half of a guidance batch the
-  garment tokens are zeros (the reference does this, the trained weights expect it). Those zero
-  keys and values are folded into a rescaling of the attention over the person tokens instead of
-  being computed (`attend_beside_zero_keys`).
+  garment tokens are zeros (the reference does this, the trained weights expect it). Opt-in,
+  those zero keys and values are folded into a rescaling of the attention over the person tokens
+  instead of being computed (`attend_beside_zero_keys`).
 - TryonNet's cross-attentions add an IP-Adapter attention over the image tokens, which follow the
   text tokens in the context: softmax(q k_text) v_text + scale * softmax(q k_ip) v_ip, summed
   before the output projection.
