@@ -25,13 +25,22 @@ from diffusers.models.attention_processor import Attention
 from torch import nn
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(batch, tokens, heads * head_dim) -> (batch, heads, tokens, head_dim), a view."""
+    batch, tokens, inner = x.shape
+    return x.view(batch, tokens, heads, inner // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, tokens, head_dim) -> (batch, tokens, heads * head_dim)."""
+    batch, heads, tokens, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
+
+
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
     """Multi-head scaled dot-product attention on (batch, tokens, heads * head_dim) tensors."""
-    batch, _, inner = query.shape
-    head_dim = inner // heads
-    q, k, v = (x.view(batch, -1, heads, head_dim).transpose(1, 2) for x in (query, key, value))
-    out = F.scaled_dot_product_attention(q, k, v)
-    return out.transpose(1, 2).reshape(batch, -1, inner)
+    q, k, v = (split_heads(x, heads) for x in (query, key, value))
+    return merge_heads(F.scaled_dot_product_attention(q, k, v))
 
 
 def attend_beside_zero_keys(
@@ -45,13 +54,10 @@ def attend_beside_zero_keys(
     result is attention(q, k, v) * S / (S + n) = attention(q, k, v) * sigmoid(lse - ln n).
     Needs the attention's log-sum-exp, which only torch's backend-specific SDPA ops return.
     """
-    batch, _, inner = query.shape
-    head_dim = inner // heads
-    q, k, v = (x.view(batch, -1, heads, head_dim).transpose(1, 2) for x in (query, key, value))
+    q, k, v = (split_heads(x, heads) for x in (query, key, value))
     out, lse = attention_with_log_sum_exp(q, k, v)
     weight = torch.sigmoid(lse.view(*out.shape[:3], 1) - math.log(zero_keys))
-    out = out * weight.to(out.dtype)
-    return out.transpose(1, 2).reshape(batch, -1, inner)
+    return merge_heads(out * weight.to(out.dtype))
 
 
 def attention_with_log_sum_exp(
