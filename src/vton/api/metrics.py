@@ -14,6 +14,15 @@ from vton.api.observe import HttpMetrics
 from vton.api.runtime import Runtime
 
 
+def stats_family(prefix: str, name: str, what: str, labels: list[str] | None = None) -> Metric:
+    """The metric family of one stat: a counter for a `*_total` name, else a gauge."""
+    help_text = f"{what}: {name}."
+    if name.endswith("_total"):
+        family = f"{prefix}_{name.removesuffix('_total')}"
+        return CounterMetricFamily(family, help_text, labels=labels)
+    return GaugeMetricFamily(f"{prefix}_{name}", help_text, labels=labels)
+
+
 class CacheCollector(Collector):
     """The artifact caches' stats (hits, misses, evictions, bytes per level; store loads)."""
 
@@ -25,12 +34,7 @@ class CacheCollector(Collector):
         if stats is None:
             return
         for name, value in sorted(stats.items()):
-            if name.endswith("_total"):
-                metric: Metric = CounterMetricFamily(
-                    f"vton_cache_{name.removesuffix('_total')}", f"Artifact cache: {name}."
-                )
-            else:
-                metric = GaugeMetricFamily(f"vton_cache_{name}", f"Artifact cache: {name}.")
+            metric = stats_family("vton_cache", name, "Artifact cache")
             metric.add_metric([], value)
             yield metric
 
@@ -47,12 +51,8 @@ class GarmentFeatureCacheCollector(Collector):
         if not per_device:
             return
         for name in next(iter(per_device.values())):
-            help_text = f"Garment feature cache: {name}."
-            family = name.removesuffix("_total")
-            metric: Metric = (
-                CounterMetricFamily(f"vton_garment_cache_{family}", help_text, labels=["device"])
-                if name.endswith("_total")
-                else GaugeMetricFamily(f"vton_garment_cache_{name}", help_text, labels=["device"])
+            metric = stats_family(
+                "vton_garment_cache", name, "Garment feature cache", labels=["device"]
             )
             for device, stats in per_device.items():
                 metric.add_metric([device], stats[name])
