@@ -12,7 +12,7 @@ import json
 import torch
 
 from bench.fullsize import build_fullsize_model
-from bench.gpu_bench import OUT, log, timed
+from bench.gpu_bench import OUT, log, peak_gib, timed
 from vton.engine.conditioning import in_chunks
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
@@ -38,7 +38,7 @@ def main() -> None:
                 return in_chunks(latents, lambda c: vae.decode(c).sample, size=per_call)
 
             row[f"{per_call} per call ms"] = timed(decode, repeats=5) * 1e3
-            row[f"{per_call} per call peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
+            row[f"{per_call} per call peak GiB"] = peak_gib()
         results[f"batch {batch}"] = row
         log(f"batch {batch}: {json.dumps(row)}")
     (OUT / "decode_probe.json").write_text(json.dumps({"card": card, "results": results}))

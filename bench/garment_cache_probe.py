@@ -18,6 +18,7 @@ from bench.gpu_bench import (
     OUT,
     log,
     make_sample,
+    peak_gib,
     psnr,
     smoke_model,
     timed,
@@ -33,10 +34,6 @@ from vton.engine.runtime import quiet_model_libraries
 from vton.engine.types import DiffusionOptions
 
 CACHE_BYTES = 24 << 30
-
-
-def peak_gib() -> float:
-    return torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
 
 
 def main() -> None:

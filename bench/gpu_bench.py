@@ -49,6 +49,11 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def peak_gib() -> float:
+    """Peak GPU memory allocated since the last reset, in GiB (0 on the CPU)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
+
+
 def sync() -> None:
     if DEVICE == "cuda":
         torch.cuda.synchronize()
@@ -276,7 +281,7 @@ def measure_all(
     if DEVICE == "cuda":
         torch.cuda.reset_peak_memory_stats()
     r["png20"] = tryon(pipeline, one, 20)  # also warms caches
-    r["peak_gib_b1"] = torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
+    r["peak_gib_b1"] = peak_gib()
     r["t20"] = timed(lambda: tryon(pipeline, one, 20), repeats=3, warmup=0)
     log(f"[{label}] one try-on 20 steps: {r['t20']:.3f}s")
     r["t30"] = timed(lambda: tryon(pipeline, one, 30), repeats=2, warmup=0)

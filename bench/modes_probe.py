@@ -30,6 +30,7 @@ from bench.gpu_bench import (
     loop_steps,
     make_sample,
     one_step_inputs,
+    peak_gib,
     psnr,
     smoke_model,
     sync,
@@ -104,7 +105,7 @@ def measure_mode(
         torch.cuda.reset_peak_memory_stats()
     png = tryon(pipeline, one, 20)[0]
     if DEVICE == "cuda":
-        r["peak_gib_tryon"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        r["peak_gib_tryon"] = round(peak_gib(), 2)
     r["tryon_s"] = timed(lambda: tryon(pipeline, one, 20), repeats=5)
     r["g10_s"] = timed(lambda: tryon(pipeline, garments, 20), repeats=1)
     return r, png
