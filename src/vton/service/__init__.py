@@ -28,6 +28,7 @@ from vton.service.engine import (
     prepare_worker_thread,
     resolve_devices,
 )
+from vton.service.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.service.hits import ObservedCache
 from vton.service.results import StoreResultCache
 from vton.service.tryon import TryOnService
@@ -89,6 +90,7 @@ class Service:
             keep_s=settings.job_ttl_s + settings.request_timeout_s,
         )
         encoder = PromptEncoder(engines[0].pipeline.model)
+        freeze_start_up_objects()
         log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
         return cls(settings, engines, loader, scheduler, tryons, Catalog(loader, encoder))
 
@@ -102,3 +104,4 @@ class Service:
     def close(self) -> None:
         self.scheduler.shutdown()
         self.loader.close()
+        release_start_up_objects()
