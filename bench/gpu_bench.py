@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import io
 import json
 import math
@@ -35,6 +36,7 @@ from vton.engine.runtime import quiet_model_libraries
 from vton.engine.step import run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.scheduler.png import encode_png
+from vton.service.gc_pause import freeze_start_up_objects
 
 WARM_UP_SIZES = (1, 2, 3, 4, 8, 10, 16)
 GARMENT_CACHE_BYTES = 40 << 30  # 10 garments x 20 steps x 157 MB at 1024x768, and room
@@ -107,6 +109,53 @@ def tryon(pipeline: TryOnPipeline, samples: list[TryOnSample], steps: int) -> li
     finisher thread does; each encode uses the encoder's own threads)."""
     outputs = pipeline(samples, DiffusionOptions(steps=steps, height=H, width=W))
     return [encode_png(o.pil) for o in outputs]
+
+
+def tryon_split(pipeline: TryOnPipeline, samples: list[TryOnSample], steps: int) -> dict:
+    """One try-on's milliseconds per phase (median of 3): the pipeline's own timings (encode,
+    diffusion, decode, each ended by a device sync), the 8-bit images to PIL and the rest of the
+    call, the PNG encodes, and the total as `tryon` times it."""
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        outputs = pipeline(samples, DiffusionOptions(steps=steps, height=H, width=W))
+        called = time.perf_counter()
+        for output in outputs:
+            encode_png(output.pil)
+        end = time.perf_counter()
+        split = dict(outputs[0].timings_ms)
+        split["to_pil_and_rest"] = (called - start) * 1e3 - sum(split.values())
+        split["png"] = (end - called) * 1e3
+        split["total"] = (end - start) * 1e3
+        runs.append(split)
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+class CollectionPauses:
+    """Python's garbage collections while installed: per generation, count and milliseconds."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._start = 0.0
+
+    def _on(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._start) * 1e3)
+
+    def __enter__(self) -> CollectionPauses:
+        gc.callbacks.append(self._on)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on)
+
+    def summary(self) -> dict[str, str]:
+        return {
+            f"gen{g}": f"{len(p)} x, {sum(p):.0f} ms, max {max(p, default=0):.0f} ms"
+            for g, p in self.pauses.items()
+        }
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 8192) -> float:
@@ -284,6 +333,8 @@ def measure_all(
     r["peak_gib_b1"] = peak_gib()
     r["t20"] = timed(lambda: tryon(pipeline, one, 20), repeats=3, warmup=0)
     log(f"[{label}] one try-on 20 steps: {r['t20']:.3f}s")
+    r["split20_ms"] = tryon_split(pipeline, one, 20)
+    log(f"[{label}] one try-on 20 steps, ms per phase: {r['split20_ms']}")
     r["t30"] = timed(lambda: tryon(pipeline, one, 30), repeats=2, warmup=0)
     log(f"[{label}] one try-on 30 steps: {r['t30']:.3f}s")
     for n in (3, 10):
@@ -399,7 +450,8 @@ def main() -> None:
     cond, latents = one_step_inputs(baseline, 1)
     reference_noise = eager_step(baseline, cond, latents).float()
     base_phases = phase_split(baseline, "baseline")
-    base = measure_all(baseline, keyed=False, batched=False, label="baseline")
+    with CollectionPauses() as base_gc:
+        base = measure_all(baseline, keyed=False, batched=False, label="baseline")
 
     # ---- OPTIMISED ----
     start = time.perf_counter()
@@ -411,6 +463,9 @@ def main() -> None:
     optimised.warm_up(WARM_UP_SIZES, DiffusionOptions(steps=1, height=H, width=W))
     warm_s = time.perf_counter() - start
     log(f"optimise + warm-up of batch sizes {WARM_UP_SIZES}: {warm_s:.1f}s")
+    live_objects = len(gc.get_objects())
+    full_collection_ms = freeze_start_up_objects()  # as the service does once it is ready
+    log(f"full collection after warm-up: {full_collection_ms:.0f} ms, {live_objects} objects")
     noise = full_step(optimised, cond, latents).float()
     graph_vs_eager = float((noise - eager_step(optimised, cond, latents).float()).abs().max())
     log(f"cuda graph vs eager, same inputs: max abs difference {graph_vs_eager:.2e}")
@@ -423,7 +478,8 @@ def main() -> None:
     if args.variants:
         step_variants(optimised)
     opt_phases = phase_split(optimised, "optimised")
-    opt = measure_all(optimised, keyed=True, batched=True, label="optimised")
+    with CollectionPauses() as opt_gc:
+        opt = measure_all(optimised, keyed=True, batched=True, label="optimised")
     max_abs, image_psnr = psnr(base["png20"][0], opt["png20"][0])
     once = measure_garment_features_once(optimised, opt["png20"][0])
     repeat = measure_garment_cache(optimised, opt["png20"][0])
@@ -487,6 +543,26 @@ def main() -> None:
         add(
             f"FLOPs {key}", f"{base_phases[key]:.2f}", f"{opt_phases[key]:.2f}", "one step, batch 1"
         )
+    for key in ("encode", "diffusion", "decode", "to_pil_and_rest", "png", "total"):
+        add(
+            f"one try-on split {key} (ms)",
+            f"{base['split20_ms'][key]:.1f}",
+            f"{opt['split20_ms'][key]:.1f}",
+            "20 steps, median of 3",
+        )
+    for gen in ("gen0", "gen1", "gen2"):
+        add(
+            f"gc {gen} collections during the measurements",
+            base_gc.summary()[gen],
+            opt_gc.summary()[gen],
+            "optimised: start-up objects frozen, as the service does",
+        )
+    add(
+        "gc full collection after warm-up (ms)",
+        "-",
+        f"{full_collection_ms:.0f}",
+        f"{live_objects} objects tracked; what a full collection costs without the freeze",
+    )
     add("peak memory batch 1 (GiB)", f"{base['peak_gib_b1']:.1f}", f"{opt['peak_gib_b1']:.1f}")
     add(
         "start-up (s)",
