@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.fullsize import build_fullsize_model
 from vton.engine.garment_cache import GarmentFeatureCache
+from vton.engine.gc_pause import freeze_start_up_objects
 from vton.engine.images import to_pil
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
@@ -36,7 +37,6 @@ from vton.engine.runtime import quiet_model_libraries
 from vton.engine.step import run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.scheduler.png import encode_png
-from vton.service.gc_pause import freeze_start_up_objects
 
 WARM_UP_SIZES = (1, 2, 3, 4, 8, 10, 16)
 GARMENT_CACHE_BYTES = 40 << 30  # 10 garments x 20 steps x 157 MB at 1024x768, and room

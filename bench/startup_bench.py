@@ -19,11 +19,11 @@ import torch
 
 from bench.fullsize import build_fullsize_model
 from bench.gpu_bench import make_sample, timed, tryon, use_noise_inputs
+from vton.engine.gc_pause import freeze_start_up_objects
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.types import DiffusionOptions
-from vton.service.gc_pause import freeze_start_up_objects
 
 
 def main() -> None:

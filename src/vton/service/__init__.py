@@ -16,6 +16,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry
 
 from vton.config import Settings
+from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.engine.text import PromptEncoder
 from vton.errors import StoreUnavailable
 from vton.preprocess import ArtifactLoader
@@ -28,7 +29,6 @@ from vton.service.engine import (
     prepare_worker_thread,
     resolve_devices,
 )
-from vton.service.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.service.hits import ObservedCache
 from vton.service.results import StoreResultCache
 from vton.service.tryon import TryOnService

@@ -3,11 +3,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from prometheus_client import CollectorRegistry
-
-from tests.api.live import make_settings
-from vton.service import Service
-from vton.service.gc_pause import freeze_start_up_objects, release_start_up_objects
+from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objects
 
 
 class Node:
@@ -31,13 +27,3 @@ def test_freezing_collects_the_garbage_first_then_keeps_what_lives_out_of_collec
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert alive() is None
-
-
-def test_a_built_service_is_frozen_until_it_closes(tiny_model_dir, tmp_path) -> None:
-    settings = make_settings(tiny_model_dir, tmp_path, warmup=False, fallback_dtype="none")
-    service = Service.build(settings, CollectorRegistry())
-    try:
-        assert gc.get_freeze_count() > 0
-    finally:
-        service.close()
-    assert gc.get_freeze_count() == 0
