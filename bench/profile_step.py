@@ -1,6 +1,8 @@
 """Where one denoising step's GPU time goes: CUDA kernel time by kind (matmul, convolution,
 attention, normalisation, elementwise, other), full-size model, batch 1 and 8, eager
-(kernel times are what a CUDA graph replays), optionally with the regional compile.
+(kernel times are what a CUDA graph replays), optionally with the regional compile; then each
+kind's TFLOP (FlopCounterMode, counted after every profile: it slows later calls on the host
+side) and the rate its kernels reach.
 
 PYTHONPATH=src:. python bench/profile_step.py [--compile]   (GPU; writes $OUT/profile.json)
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.fullsize import build_fullsize_model
 from bench.gpu_bench import eager_step, one_step_inputs, use_noise_inputs
@@ -40,6 +43,27 @@ def kind_of(name: str) -> str:
     return "other"
 
 
+FLOP_KINDS = {
+    "matmul": ("mm", "addmm", "bmm", "baddbmm"),
+    "convolution": ("convolution", "_convolution", "cudnn_convolution"),
+    "attention": (
+        "_scaled_dot_product_cudnn_attention",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+    ),
+}
+
+
+def tflop_by_kind(step) -> dict[str, float]:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    by_op = {str(op).split(".")[-1]: n for op, n in counter.get_flop_counts()["Global"].items()}
+    return {
+        kind: sum(by_op.get(op, 0) for op in ops) / 1e12 for kind, ops in FLOP_KINDS.items()
+    } | {"all": sum(by_op.values()) / 1e12}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compile", action="store_true", help="regional torch.compile on")
@@ -51,8 +75,10 @@ def main() -> None:
     use_noise_inputs(persons=1, garments=8)
     pipeline = TryOnPipeline(model, EngineOptimizations(cuda_graphs=False, compile=args.compile))
     report: dict[str, dict[str, float]] = {}
+    steps = {}
     for batch in (1, 8):
         cond, latents = one_step_inputs(pipeline, batch)
+        steps[batch] = lambda c=cond, x=latents: eager_step(pipeline, c, x)
         for _ in range(3):
             eager_step(pipeline, cond, latents)
         torch.cuda.synchronize()
@@ -76,6 +102,13 @@ def main() -> None:
         )[:12]
         report[f"batch {batch} top kernels (ms)"] = {
             e.key[:90]: (getattr(e, "self_device_time_total", 0) or 0) / 1000.0 for e in top
+        }
+    for batch, step in steps.items():
+        tflop = tflop_by_kind(step)
+        ms = report[f"batch {batch}"]
+        report[f"batch {batch} TFLOP"] = tflop
+        report[f"batch {batch} TFLOP/s of each kind's kernels"] = {
+            kind: tflop[kind] / (ms[kind] / 1e3) for kind in FLOP_KINDS if ms.get(kind)
         }
     (out / f"profile{'_compiled' if args.compile else ''}.json").write_text(
         json.dumps(report, indent=2)
