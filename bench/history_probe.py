@@ -1,10 +1,10 @@
 """Why gpu_bench's one try-on (1.065 s, H100) is slower than the same try-on in a process that
 only warmed up (0.957 s): its decode took 129 ms instead of 64, its diffusion 923 ms instead of
-880. One 20-step try-on's phases (median of 3), measured after warm-up and again after each of
-the steps gpu_bench runs before its measurements, in order: the start-up objects frozen, one
-step graphed and eager, the per-phase timings, the FLOP counting. Also Dynamo's graph count and
-the caching allocator's device allocations and retries, and the decode of the try-on's own
-latents timed alone.
+880. One 20-step try-on's phases (`gpu_bench.tryon_split`, median of 3), measured after warm-up
+and again after each of the steps gpu_bench runs before its measurements, in order: the start-up
+objects frozen, one step graphed and eager, the per-phase timings, the FLOP counting. Also
+Dynamo's graph count and the caching allocator's device allocations and retries, and the decode
+of the try-on's own latents timed alone.
 
 PYTHONPATH=src:. python bench/history_probe.py   (GPU; writes $OUT/history_probe.json)
 """
@@ -12,7 +12,6 @@ PYTHONPATH=src:. python bench/history_probe.py   (GPU; writes $OUT/history_probe
 from __future__ import annotations
 
 import json
-import statistics
 
 import torch
 from torch._dynamo.utils import counters
@@ -37,12 +36,11 @@ def allocator_counts() -> dict[str, int]:
 def tryon_phases(pipeline: TryOnPipeline) -> dict[str, float]:
     one = [gb.make_sample(0, 0, keyed=True)]
     before = allocator_counts()
-    runs = [pipeline(one, OPTIONS)[0].timings_ms for _ in range(3)]
-    phases = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
+    phases = gb.tryon_split(pipeline, one, OPTIONS.steps)
     latents = pipeline.final_latents(one, OPTIONS)
     after = allocator_counts()
     return {
-        **phases,
+        **{key: round(ms, 1) for key, ms in phases.items()},
         "decode_alone": round(gb.timed(lambda: pipeline.decode(latents), repeats=3) * 1e3, 1),
         **{name: after[name] - before[name] for name in ALLOCATOR_COUNTS},
         "dynamo_graphs": counters["stats"]["unique_graphs"],
