@@ -12,6 +12,8 @@ from vton.engine.runtime import quiet_model_libraries
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("VTON_SHARED_DIR", REPO_ROOT.parent / "shared"))
 REFERENCE_DIR = SHARED_DIR / "reference" / "idm-tiny"
+PREPROCESS_REFERENCE_DIR = SHARED_DIR / "reference" / "preprocess"
+DENSEPOSE_REFERENCE_DIR = SHARED_DIR / "reference" / "densepose"
 
 quiet_model_libraries()
 
@@ -30,6 +32,22 @@ def reference_dir() -> Path:
     if not (REFERENCE_DIR / "model").is_dir():
         pytest.skip(f"reference data not found at {REFERENCE_DIR} (set VTON_SHARED_DIR)")
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def preprocess_reference_dir() -> Path:
+    """The original person preprocessing's reference cases (../shared/reference/preprocess)."""
+    if not (PREPROCESS_REFERENCE_DIR / "SPEC.md").is_file():
+        pytest.skip(f"reference data not found at {PREPROCESS_REFERENCE_DIR} (set VTON_SHARED_DIR)")
+    return PREPROCESS_REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def densepose_reference_dir() -> Path:
+    """detectron2 DensePose's reference case and weights recipe (../shared/reference/densepose)."""
+    if not (DENSEPOSE_REFERENCE_DIR / "make_weights.py").is_file():
+        pytest.skip(f"reference data not found at {DENSEPOSE_REFERENCE_DIR} (set VTON_SHARED_DIR)")
+    return DENSEPOSE_REFERENCE_DIR
 
 
 # --- artifact layer (issue 3): S3 test server and store fixtures, defined in s3_server.py ---

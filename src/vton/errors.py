@@ -2,6 +2,7 @@
 
 VtonError
 ├── InvalidInput          bad argument, image, tensor or id           (4xx at the API)
+│   └── NoPersonFound     a person photo in which nobody is detected     (422)
 ├── CheckpointError       a model folder that cannot be loaded strictly
 ├── NotRegistered         a person/garment/text artifact that does not exist   (404)
 ├── CorruptArtifact       stored bytes that do not decode                (500, key named)
@@ -15,6 +16,10 @@ class VtonError(Exception):
 
 class InvalidInput(VtonError, ValueError):
     """An argument, file or id that cannot be used; the message names it."""
+
+
+class NoPersonFound(InvalidInput):
+    """Person preprocessing found nobody in the photo."""
 
 
 class CheckpointError(VtonError):
