@@ -1,8 +1,13 @@
-"""Fitting photos into 768 x 1024 with white padding, and back."""
+"""Framing photos into 768 x 1024 (letterbox or the demo's 3:4 crop), and back."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import PIL
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -52,3 +57,61 @@ def test_undo_fit_returns_the_original_framing() -> None:
     back = undo_fit(fitted, fit)
     assert back.size == photo.size
     assert np.abs(np.asarray(back, float) - np.asarray(photo, float)).mean() < 2.0
+
+
+# --- the original framings (shared/reference/preprocess/framing) --------------------------------
+
+FRAMING_FILES = {
+    "closzit_fit_768x1024.png": "letterbox",
+    "demo_autocrop_768x1024.png": "crop",
+}
+
+
+def expected_framing(case: Path, name: str) -> np.ndarray:
+    """The case's file, or its Pillow 13 variant where Pillow 13+ computes it differently."""
+    variant = case / "variants" / "pillow-13" / name
+    pillow_major = int(PIL.__version__.split(".")[0])
+    path = variant if pillow_major >= 13 and variant.is_file() else case / name
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def framing_cases(reference: Path) -> list[Path]:
+    cases = sorted(p for p in (reference / "framing").iterdir() if (p / "input.png").is_file())
+    assert cases, "no framing cases found"
+    return cases
+
+
+def test_every_framing_matches_the_original(preprocess_reference_dir: Path) -> None:
+    standin = Image.open(preprocess_reference_dir / "framing/standin_tryon_result_768x1024.png")
+    for case in framing_cases(preprocess_reference_dir):
+        photo = Image.open(case / "input.png")
+        for name, framing in FRAMING_FILES.items():
+            fitted = fit_photo(photo, framing)[0]
+            assert np.array_equal(np.asarray(fitted), expected_framing(case, name)), (case, name)
+        crop_fit = fit_photo(photo, "crop")[1]
+        recorded = json.loads((case / "case.json").read_text())
+        assert list(crop_fit.crop_box) == [
+            recorded["demo_autocrop"][k] for k in ("left", "top", "right", "bottom")
+        ]
+        back = undo_fit(standin, crop_fit, photo)
+        assert np.array_equal(np.asarray(back), expected_framing(case, "demo_pasteback.png")), case
+
+
+def test_the_crop_rounds_half_to_even_and_pastes_at_the_truncated_corner() -> None:
+    """1600 x 900: the box is 462.5..1137.5, cropped as 462..1138 (676 wide), pasted at x=462."""
+    fit = compute_fit((1600, 900), "crop")
+    assert fit.crop_box == (462.5, 0.0, 1137.5, 900.0)
+    assert fit.crop_pixels == (462, 0, 1138, 900)
+    photo = Image.new("RGB", (1600, 900), (0, 0, 255))
+    back = undo_fit(Image.new("RGB", (WIDTH, HEIGHT), (255, 0, 0)), fit, photo)
+    row = np.asarray(back)[450]
+    assert (row[462:1138] == (255, 0, 0)).all()
+    assert (row[:462] == (0, 0, 255)).all() and (row[1138:] == (0, 0, 255)).all()
+
+
+def test_the_crop_framing_needs_the_photo_to_go_back() -> None:
+    photo = random_image(3, 300, 500)
+    fitted, fit = fit_photo(photo, "crop")
+    assert fit.mode == "crop" and fitted.size == (WIDTH, HEIGHT)
+    with pytest.raises(ValueError, match="original photo"):
+        undo_fit(fitted, fit)

@@ -71,10 +71,12 @@ def test_masks_of_the_working_size_are_used_as_they_are(artifact_store: Store) -
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"masks": {"upper_body": Image.new("RGB", (300, 450))}}, "mask for upper_body: mode"),
-        ({"masks": {"upper_body": Image.new("L", (301, 450))}}, "mask for upper_body: size"),
+        ({"masks": {"upper_body": Image.new("RGB", (300, 450))}}, "masks.upper_body: mode"),
+        ({"masks": {"upper_body": Image.new("L", (301, 450))}}, "masks.upper_body: size"),
         ({"masks": {"hats": Image.new("L", (300, 450))}}, "category"),
-        ({"masks": {}}, "masks"),
+        ({"masks": {}}, "masks: required, person preprocessing is off"),
+        ({"masks": None, "pose": None}, "masks and pose: required"),
+        ({"pose": None}, "pose: required, person preprocessing is off"),
         ({"pose": Image.new("L", (300, 450))}, "pose: mode"),
         ({"pose": Image.new("RGB", (768, 1023))}, "pose: size"),
         ({"user_id": "../u1"}, "user_id"),

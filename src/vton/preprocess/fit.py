@@ -1,20 +1,36 @@
-"""Fitting a photo into the working frame (768 x 1024): keep the aspect ratio, pad the rest.
+"""Framing a photo into the working frame (768 x 1024), and a result back into the photo's framing.
 
-The fit is recorded so a result in the working frame can be mapped back to the photo's framing.
+Two framings, each reproducing the system it comes from exactly (shared/reference/preprocess/
+framing, SPEC §1):
+
+- letterbox (the default; closzIT `api_server.py` L337-372): the aspect ratio is kept, the long
+  side fills the frame (`768 x int(768/ar)` or `int(1024*ar) x 1024`, LANCZOS) and the rest is
+  white, centred with `//2` offsets. Back: the photo's area cut out and resized to the photo.
+- crop (the IDM-VTON demo's auto-crop, `gradio_demo/app.py` L135-147): the centred 3:4 crop
+  (Pillow rounds the float box half-to-even) resized to 768 x 1024 (bicubic). Back (L236-238): the
+  result resized to the crop's size and pasted into the original photo at the box's truncated
+  corner, so this framing needs the photo itself.
+
+Deviation: a transparent photo is composited on white (the originals convert RGBA to RGB, which
+keeps the colour under transparent pixels).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 WIDTH, HEIGHT = 768, 1024
 WHITE = (255, 255, 255)
+FitMode = Literal["letterbox", "crop"]
 
 
 class Fit(BaseModel):
     """Where the original photo sits in the working frame: scaled by `scale`, then placed at
-    (`offset_x`, `offset_y`) with size `fitted_width` x `fitted_height`."""
+    (`offset_x`, `offset_y`) with size `fitted_width` x `fitted_height`; with `crop_box` (the
+    crop framing) the photo's float box (left, top, right, bottom) that fills the frame."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -25,6 +41,11 @@ class Fit(BaseModel):
     offset_y: int = Field(ge=0)
     fitted_width: int = Field(gt=0)
     fitted_height: int = Field(gt=0)
+    crop_box: tuple[float, float, float, float] | None = None
+
+    @property
+    def mode(self) -> FitMode:
+        return "letterbox" if self.crop_box is None else "crop"
 
     @property
     def original_size(self) -> tuple[int, int]:
@@ -40,20 +61,48 @@ class Fit(BaseModel):
             self.offset_y + self.fitted_height,
         )
 
+    @property
+    def crop_pixels(self) -> tuple[int, int, int, int]:
+        """The crop box as Pillow's `crop` rounds it (half-to-even), in the photo's pixels."""
+        if self.crop_box is None:
+            return (0, 0, self.original_width, self.original_height)
+        left, top, right, bottom = (round(v) for v in self.crop_box)
+        return left, top, right, bottom
 
-def compute_fit(size: tuple[int, int], width: int = WIDTH, height: int = HEIGHT) -> Fit:
+
+def compute_fit(size: tuple[int, int], mode: FitMode = "letterbox") -> Fit:
     w, h = size
-    scale = min(width / w, height / h)
-    fitted_w = min(width, max(1, round(w * scale)))
-    fitted_h = min(height, max(1, round(h * scale)))
+    if mode == "crop":
+        return _crop_fit(w, h)
+    ar = w / h
+    if ar > WIDTH / HEIGHT:
+        fitted_w, fitted_h = WIDTH, max(1, int(WIDTH / ar))
+    else:
+        fitted_w, fitted_h = max(1, int(HEIGHT * ar)), HEIGHT
     return Fit(
         original_width=w,
         original_height=h,
-        scale=scale,
-        offset_x=(width - fitted_w) // 2,
-        offset_y=(height - fitted_h) // 2,
+        scale=min(WIDTH / w, HEIGHT / h),
+        offset_x=(WIDTH - fitted_w) // 2,
+        offset_y=(HEIGHT - fitted_h) // 2,
         fitted_width=fitted_w,
         fitted_height=fitted_h,
+    )
+
+
+def _crop_fit(w: int, h: int) -> Fit:
+    target_w, target_h = int(min(w, h * 3 / 4)), int(min(h, w * 4 / 3))
+    left, top = (w - target_w) / 2, (h - target_h) / 2
+    box = (left, top, (w + target_w) / 2, (h + target_h) / 2)
+    return Fit(
+        original_width=w,
+        original_height=h,
+        scale=WIDTH / target_w,
+        offset_x=0,
+        offset_y=0,
+        fitted_width=WIDTH,
+        fitted_height=HEIGHT,
+        crop_box=box,
     )
 
 
@@ -61,21 +110,33 @@ def apply_fit(
     image: Image.Image,
     fit: Fit,
     fill: int | tuple[int, ...],
-    resample: Image.Resampling = Image.Resampling.LANCZOS,
-    width: int = WIDTH,
-    height: int = HEIGHT,
+    resample: Image.Resampling | None = None,
 ) -> Image.Image:
-    """`image` (of the fit's original size) scaled into a `width` x `height` canvas of `fill`."""
+    """`image` (of the fit's original size) in the working frame; letterbox padding is `fill`.
+    `resample` defaults to the framing's own filter (LANCZOS letterbox, BICUBIC crop)."""
     if image.size != fit.original_size:
         raise ValueError(f"image is {image.size}, the fit is for {fit.original_size}")
-    canvas = Image.new(image.mode, (width, height), fill)
+    if fit.crop_box is not None:
+        resample = Image.Resampling.BICUBIC if resample is None else resample
+        return image.crop(fit.crop_box).resize((WIDTH, HEIGHT), resample)
+    resample = Image.Resampling.LANCZOS if resample is None else resample
+    canvas = Image.new(image.mode, (WIDTH, HEIGHT), fill)
     canvas.paste(image.resize((fit.fitted_width, fit.fitted_height), resample), fit.box[:2])
     return canvas
 
 
-def undo_fit(image: Image.Image, fit: Fit) -> Image.Image:
-    """A result in the working frame cut back to the photo's area and size."""
-    return image.crop(fit.box).resize(fit.original_size, Image.Resampling.LANCZOS)
+def undo_fit(image: Image.Image, fit: Fit, photo: Image.Image | None = None) -> Image.Image:
+    """A result in the working frame back in the photo's framing. The crop framing pastes it
+    into `photo` (the registered original), which it then requires."""
+    if fit.crop_box is None:
+        return image.crop(fit.box).resize(fit.original_size, Image.Resampling.LANCZOS)
+    if photo is None or photo.size != fit.original_size:
+        raise ValueError("the crop framing needs the original photo to paste the result into")
+    left, top, right, bottom = fit.crop_pixels
+    at = (int(fit.crop_box[0]), int(fit.crop_box[1]))  # truncated, unlike the crop's rounding
+    canvas = to_rgb(photo)
+    canvas.paste(image.resize((right - left, bottom - top), Image.Resampling.BICUBIC), at)
+    return canvas
 
 
 def to_rgb(photo: Image.Image) -> Image.Image:
@@ -87,7 +148,7 @@ def to_rgb(photo: Image.Image) -> Image.Image:
     return photo.convert("RGB")
 
 
-def fit_photo(photo: Image.Image) -> tuple[Image.Image, Fit]:
-    """A photo in the working frame on white, and its fit."""
-    fit = compute_fit(photo.size)
+def fit_photo(photo: Image.Image, mode: FitMode = "letterbox") -> tuple[Image.Image, Fit]:
+    """A photo in the working frame and its fit."""
+    fit = compute_fit(photo.size, mode)
     return apply_fit(to_rgb(photo), fit, WHITE), fit

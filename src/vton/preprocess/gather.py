@@ -46,6 +46,8 @@ class PersonArtifacts:
     mask: Image.Image
     mask_gray: Image.Image
     pose: Image.Image
+    photo: Image.Image | None = None
+    """The original photo, for persons in the crop framing (results go back into it)."""
 
     @property
     def cache_key(self) -> str:
@@ -123,6 +125,7 @@ class ArtifactLoader:
         depend on it: a new registration has a new version, which the caches never confuse."""
         for category in Category:
             self.cache.invalidate(keys.person_folder(user_id, category))
+        self.cache.invalidate(keys.person_photo(user_id))
 
     def forget_garment(self, user_id: str, clothing_id: str) -> None:
         self.cache.invalidate(keys.garment_image(user_id, clothing_id))
@@ -192,12 +195,23 @@ class ArtifactLoader:
         for c, m in zip(clothing_ids, garments, strict=True):
             loads.append(self._load(keys.garment_image(user_id, c), m.version, decode_image, "RGB"))
             loads.append(self._load(keys.text(user_id, c), m.version, decode_versioned_text))
-        loaded = iter(self._run(loads))
+        with_photo = person.fit is not None and person.fit.mode == "crop"
+        if with_photo:
+            photo_key = keys.person_photo(user_id)
+            loads.append(self._load(photo_key, person.version, decode_image, "RGB"))
+        loaded = self._run(loads)
+        photo = loaded.pop() if with_photo else None
+        loaded = iter(loaded)
 
         # 3. Assembly, in the order of `loads`.
         persons = {
             c: PersonArtifacts(
-                user_id, c, person.version, person.fit, **{n: next(loaded) for n in IMAGE_MODES}
+                user_id,
+                c,
+                person.version,
+                person.fit,
+                **{n: next(loaded) for n in IMAGE_MODES},
+                photo=photo,
             )
             for c in wanted
         }

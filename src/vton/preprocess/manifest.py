@@ -48,11 +48,24 @@ class _Manifest(BaseModel):
             ) from e
 
 
+class Detection(BaseModel):
+    """What person preprocessing found when it computed a registration's masks or pose."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    people: int = Field(ge=1)
+    """People OpenPose found in the photo; the largest one was used."""
+    computed: tuple[str, ...]
+    """What was computed from the photo ("masks", "pose"); the rest was uploaded."""
+
+
 class PersonManifest(_Manifest):
-    """`users/{user_id}/vton-cache/person.json`. `fit` is None for migrated persons."""
+    """`users/{user_id}/vton-cache/person.json`. `fit` is None for migrated persons; `detection`
+    is None when the masks and the pose were all uploaded."""
 
     categories: tuple[Category, ...] = Field(min_length=1)
     fit: Fit | None = None
+    detection: Detection | None = None
 
 
 class GarmentManifest(_Manifest):

@@ -1,34 +1,45 @@
-"""Person registration: a photo fitted to the working frame, and per category a mask, a gray mask
-and a DensePose image, stored under the person's folders with a fresh version.
+"""Person registration: a photo framed into the working frame, and per category a mask, a gray
+mask and a DensePose image, stored under the person's folders with a fresh version.
 
-Until the pose/parsing/DensePose models exist the caller supplies the masks and the DensePose
-image, either in the photo's framing (they are fitted like the photo) or already 768 x 1024.
+The masks and the DensePose image are computed from the photo (person preprocessing, the
+`analyzer`) unless the caller uploads them, in the photo's framing (they are framed like the
+photo) or already 768 x 1024. Uploaded ones override computed ones; with every mask wanted and the
+pose uploaded nothing is computed. Computed masks cover every category.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from vton.errors import InvalidInput
-from vton.preprocess.fit import Fit, apply_fit, fit_photo
+from vton.preprocess.fit import Fit, FitMode, apply_fit, fit_photo, to_rgb
 from vton.preprocess.inputs import MASK_MODES, POSE_MODES, check_companion
-from vton.preprocess.manifest import PersonManifest, new_version
+from vton.preprocess.manifest import Detection, PersonManifest, new_version
 from vton.store import keys
 from vton.store.base import Store, put_all
 from vton.store.codecs import encode_png
 from vton.store.ids import Category, check_id
 
+if TYPE_CHECKING:
+    from vton.preprocess.body.analyze import PersonAnalysis, PersonAnalyzer
+
 GRAY = (128, 128, 128)
 IMAGE_MODES = {"human_img": "RGB", "mask": "L", "mask_gray": "RGB", "pose": "RGB"}
+
+
+def binarize(mask: Image.Image) -> Image.Image:
+    """0/255 at the pipeline's own threshold (value / 255 >= 0.5, src/tryon_pipeline.py L420)."""
+    return mask.convert("L").point(lambda v: 255 if v >= 128 else 0)
 
 
 def fit_mask(mask: Image.Image, what: str, fit: Fit) -> Image.Image:
     """A binary (0/255, mode L) mask in the working frame; outside the photo nothing is masked."""
     if check_companion(mask, what, MASK_MODES, fit.original_size):
         mask = apply_fit(mask.convert("L"), fit, 0, Image.Resampling.NEAREST)
-    return mask.convert("L").point(lambda v: 255 if v >= 128 else 0)
+    return binarize(mask)
 
 
 def fit_pose(pose: Image.Image, fit: Fit) -> Image.Image:
@@ -46,39 +57,77 @@ def register_person(
     store: Store,
     user_id: str,
     photo: Image.Image,
-    masks: Mapping[Category | str, Image.Image],
-    pose: Image.Image,
+    masks: Mapping[Category | str, Image.Image] | None = None,
+    pose: Image.Image | None = None,
+    *,
+    analyzer: PersonAnalyzer | None = None,
+    framing: FitMode = "letterbox",
 ) -> PersonManifest:
-    """Stores the person of `user_id` for the categories in `masks`, replacing any earlier one.
+    """Stores the person of `user_id`, replacing any earlier one. Masks and pose that are not
+    given are computed by `analyzer` (InvalidInput without one; NoPersonFound when nobody is in
+    the photo: then nothing is stored).
 
-    Categories registered before but not given now are removed: they belong to the old photo.
+    Categories registered before but not registered now are removed: they belong to the old photo.
     """
     check_id("user_id", user_id)
-    if not masks:
-        raise InvalidInput("masks: give the mask of at least one category")
-    by_category = {Category.parse(name): mask for name, mask in masks.items()}
-    if len(by_category) != len(masks):
-        raise InvalidInput(f"masks: a category is given twice ({', '.join(map(str, masks))})")
-    human, fit = fit_photo(photo)
-    pose_fitted = fit_pose(pose, fit)
+    uploaded = {Category.parse(name): mask for name, mask in (masks or {}).items()}
+    if len(uploaded) != len(masks or {}):
+        raise InvalidInput(f"masks: a category is given twice ({', '.join(map(str, masks or {}))})")
+    human, fit = fit_photo(photo, framing)
+    analysis = None
+    if not uploaded or pose is None:
+        if analyzer is None:
+            missing = "pose" if uploaded else ("masks and pose" if pose is None else "masks")
+            raise InvalidInput(
+                f"{missing}: required, person preprocessing is off on this server "
+                "(VTON_PREPROCESS_PATH names no weights folder)"
+            )
+        analysis = analyzer.analyze(human)
+    binary = {c: fit_mask(mask, f"masks.{c.value}", fit) for c, mask in uploaded.items()}
+    pose_fitted = fit_pose(pose, fit) if pose is not None else None
+    if analysis is not None:
+        binary = {c: binary.get(c) or binarize(analysis.working_mask(c.value)) for c in Category}
+        pose_fitted = pose_fitted or analysis.pose()
+    assert pose_fitted is not None
     version = new_version()
 
     human_png, pose_png = encode_png(human, version), encode_png(pose_fitted, version)
     objects: dict[str, bytes] = {}
-    for category, mask in by_category.items():
-        binary = fit_mask(mask, f"mask for {category.value}", fit)
+    for category, mask in binary.items():
         objects[keys.person_image(user_id, category, "human_img")] = human_png
-        objects[keys.person_image(user_id, category, "mask")] = encode_png(binary, version)
-        gray = encode_png(gray_out(human, binary), version)
+        objects[keys.person_image(user_id, category, "mask")] = encode_png(mask, version)
+        gray = encode_png(gray_out(human, mask), version)
         objects[keys.person_image(user_id, category, "mask_gray")] = gray
         objects[keys.person_image(user_id, category, "pose")] = pose_png
+    if fit.mode == "crop":  # going back to the photo's framing pastes into the photo
+        objects[keys.person_photo(user_id)] = encode_png(to_rgb(photo), version)
     put_all(store, objects)
 
-    manifest = PersonManifest(version=version, categories=tuple(by_category), fit=fit)
+    manifest = PersonManifest(
+        version=version,
+        categories=tuple(binary),
+        fit=fit,
+        detection=_detection(analysis, uploaded, pose),
+    )
     store.put(keys.person_manifest(user_id), manifest.encode())  # last: now it is registered
-    for category in set(Category) - set(by_category):
+    for category in set(Category) - set(binary):
         store.delete_prefix(keys.person_folder(user_id, category))
+    if fit.mode != "crop":
+        store.delete(keys.person_photo(user_id))
     return manifest
+
+
+def _detection(
+    analysis: PersonAnalysis | None, uploaded: Mapping[Category, Image.Image], pose: object
+) -> Detection | None:
+    if analysis is None:
+        return None
+    computed = tuple(
+        name
+        for name, given in (("masks", len(uploaded) == len(Category)), ("pose", pose is not None))
+        if not given
+    )
+    return Detection(people=analysis.people, computed=computed)
 
 
 def delete_person(store: Store, user_id: str) -> bool:
@@ -86,6 +135,7 @@ def delete_person(store: Store, user_id: str) -> bool:
     manifest_key = keys.person_manifest(user_id)
     existed = store.exists(manifest_key)
     store.delete(manifest_key)  # first: from now on the person is not registered
+    store.delete(keys.person_photo(user_id))
     for category in Category:
         existed |= store.delete_prefix(keys.person_folder(user_id, category)) > 0
     return existed

@@ -23,13 +23,15 @@ FEATHER_FRACTION = 1 / 192
 
 @dataclass(frozen=True)
 class Finish:
-    """How one item's image is returned. `person` and `mask` are in the working frame."""
+    """How one item's image is returned. `person` and `mask` are in the working frame; `photo`
+    is the registered original, which the crop framing's way back needs."""
 
     person: Image.Image
     mask: Image.Image
     fit: Fit | None
     paste_back: bool
     framing: Framing
+    photo: Image.Image | None = None
 
     @property
     def original_fit(self) -> Fit | None:
@@ -50,7 +52,9 @@ class Finish:
         if self.paste_back:
             image = paste_back(image, self.person, self.mask)
         if fit is not None:
-            image = undo_fit(image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), fit)
+            image = undo_fit(
+                image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), fit, self.photo
+            )
         return image
 
 

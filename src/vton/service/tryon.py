@@ -280,7 +280,12 @@ class TryOnService:
     def _finish(inputs: TryOnInputs, options: TryOnOptions) -> Finish:
         person = inputs.person
         return Finish(
-            person.human_img, person.mask, person.fit, options.paste_back, options.framing
+            person.human_img,
+            person.mask,
+            person.fit,
+            options.paste_back,
+            options.framing,
+            person.photo,
         )
 
     def _sources(self, gathered: list[TryOnInputs]) -> dict[str, Source]:

@@ -1,6 +1,7 @@
 """The store key layout (design: "Store key layout"); every id is validated before use.
 
     users/{user_id}/vton-cache/person.json               person manifest (version, categories, fit)
+    users/{user_id}/vton-cache/photo.png                 the original photo (crop framing only)
     users/{user_id}/vton-cache/{upper|lower|dresses}/    human_img.png, mask.png, mask_gray.png,
                                                          pose.png
     users/{user_id}/vton-cache/garments/{clothing_id}_img.png
@@ -25,6 +26,11 @@ def user_root(user_id: str) -> str:
 
 def person_manifest(user_id: str) -> str:
     return user_root(user_id) + "person.json"
+
+
+def person_photo(user_id: str) -> str:
+    """The registered original photo, kept only when the crop framing needs it to go back."""
+    return user_root(user_id) + "photo.png"
 
 
 def person_folder(user_id: str, category: Category) -> str:
