@@ -1,0 +1,323 @@
+"""SCHP human parsing through onnxruntime, reproducing IDM-VTON's `Parsing` (SPEC §3).
+
+Sources (IDM-VTON 0d5f3ec): preprocess/humanparsing/run_parsing.py, parsing_api.py
+(`onnx_inference`, `hole_fill`, `refine_hole`, `get_palette`), datasets/simple_extractor_dataset.py
+and utils/transforms.py (`get_affine_transform`, `transform_logits`).
+
+    parser = HumanParser(atr_onnx, lip_onnx)
+    labels = parser(image_384x512)           # (512, 384) uint8, labels 0..18 (18 = neck)
+    trace = parser.trace(image_384x512)      # the same run with every intermediate kept
+
+Each of the two networks sees the BGR image warped to S x S (ATR 512, LIP 473) and normalised; only
+output [1] (the fusion logits) is used, upsampled (bilinear, align_corners=True) to S x S and warped
+back to 384 x 512. ATR's argmax gets the upper-clothes hole fill; LIP only decides the neck.
+
+Reproduced as the original does it, on purpose:
+* `refine_hole` adds the arm mask to the kept-hole mask in uint8, so an arm pixel inside a kept
+  hole's contour wraps 255 + 1 = 0 and becomes upper clothes (4).
+* The hole mask reaches `findContours` as int32: the original builds it from int64 arrays, which
+  OpenCV's Python binding converts to int32.
+Deliberate deviations: none in the arithmetic. The sessions may run on CUDA (the original pins
+CPU); outputs are taken by position and the input name is read from the model (the original
+hard-codes "input.1"); ToTensor/Normalize are the same float32 operations written in numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from vton.errors import CheckpointError, InvalidInput
+from vton.preprocess.body.masks import fill_holes
+
+IMAGE_SIZE = (384, 512)
+"""The size (width, height) `Parsing` is called with (SPEC §0)."""
+NUM_LABELS = 19
+"""ATR's 18 labels plus neck (18)."""
+UPPER_CLOTHES, FACE, LEFT_ARM, RIGHT_ARM, NECK = 4, 11, 14, 15, 18
+LIP_FACE = 13
+KEPT_HOLE_AREA = 2000
+"""`refine_hole` keeps (as their own labels) holes whose contour area exceeds this."""
+
+NORMALIZE_MEAN = (0.406, 0.456, 0.485)
+NORMALIZE_STD = (0.225, 0.224, 0.229)
+"""transforms.Normalize of the BGR input (parsing_api.onnx_inference L122-125)."""
+MEAN_BGR = np.array(NORMALIZE_MEAN, dtype=np.float32)
+STD_BGR = np.array(NORMALIZE_STD, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _Net:
+    """One SCHP network: its input size S and its class count."""
+
+    name: str
+    size: int
+    classes: int
+
+
+ATR = _Net("ATR", 512, 18)
+LIP = _Net("LIP", 473, 20)
+
+
+def get_palette(num_cls: int = NUM_LABELS) -> list[int]:
+    """SCHP's colour map (parsing_api.get_palette): label bits spread over the RGB high bits."""
+    palette = [0] * (num_cls * 3)
+    for j in range(num_cls):
+        lab, i = j, 0
+        while lab:
+            palette[j * 3 + 0] |= ((lab >> 0) & 1) << (7 - i)
+            palette[j * 3 + 1] |= ((lab >> 1) & 1) << (7 - i)
+            palette[j * 3 + 2] |= ((lab >> 2) & 1) << (7 - i)
+            i += 1
+            lab >>= 3
+    return palette
+
+
+def palette_image(labels: np.ndarray) -> Image.Image:
+    """The label map as `Parsing` returns it (and parse.png stores it): mode P, get_palette(19)."""
+    image = Image.fromarray(np.asarray(labels, dtype=np.uint8))
+    image.putpalette(get_palette(NUM_LABELS))
+    return image
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """The labels of a parse.png (mode P or L): its pixel values, (H, W) uint8."""
+    with Image.open(path) as image:
+        if image.mode not in ("P", "L"):
+            raise InvalidInput(f"{path}: a label map is mode P or L, not {image.mode}")
+        return np.array(image)
+
+
+def center_scale() -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's person center and scale for the whole 384 x 512 image (float32).
+
+    `_box2cs([0, 0, w-1, h-1])`: center ((w-1)/2, (h-1)/2); at aspect ratio 1 the scale is
+    max(w-1, h-1) on both axes, so (191.5, 255.5) and (511, 511).
+    """
+    width, height = IMAGE_SIZE
+    side = max(width - 1, height - 1)
+    center = np.array([(width - 1) * 0.5, (height - 1) * 0.5], dtype=np.float32)
+    return center, np.array([side, side], dtype=np.float32)
+
+
+def affine_matrix(size: int, *, inverse: bool = False) -> np.ndarray:
+    """`get_affine_transform(center, scale, 0, (size, size), inv)` (utils/transforms.py).
+
+    The original's three point pairs: the center, the center moved up by scale/2, and the third
+    point rotated about the second, mapped to the output's center, top middle and corner. All
+    are exact in float32, so cv2.getAffineTransform returns the original's matrix.
+    """
+    (cx, cy), (side, _) = center_scale()
+    half, mid = side * 0.5, (size - 1) * 0.5
+    src = np.array([[cx, cy], [cx, cy - half], [cx - half, cy - half]], dtype=np.float32)
+    dst = np.array([[mid, mid], [mid, 0.0], [0.0, 0.0]], dtype=np.float32)
+    return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
+
+
+def network_input(bgr: np.ndarray, size: int) -> np.ndarray:
+    """The S x S x 3 float32 network input (HWC): warpAffine, then ToTensor and Normalize (BGR)."""
+    warped = cv2.warpAffine(
+        bgr,
+        affine_matrix(size),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    return (warped.astype(np.float32) / np.float32(255) - MEAN_BGR) / STD_BGR
+
+
+def upsample(fusion: np.ndarray, size: int) -> np.ndarray:
+    """`nn.Upsample(size, bilinear, align_corners=True)` of output[1][0]: (C, S, S) float32."""
+    logits = torch.from_numpy(np.ascontiguousarray(fusion)).unsqueeze(0)
+    return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=True)[0].numpy()
+
+
+def transform_logits(logits: np.ndarray, size: int) -> np.ndarray:
+    """The (C, S, S) logits warped back to the image frame, one channel at a time: (C, 512, 384).
+
+    The original warps the channels of an HWC array; the per-channel warps are the same.
+    """
+    inverse = affine_matrix(size, inverse=True)
+    return np.stack(
+        [
+            cv2.warpAffine(
+                channel,
+                inverse,
+                IMAGE_SIZE,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
+            for channel in logits
+        ]
+    )
+
+
+def refine_upper_clothes(argmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ATR hole fill (parsing_api.onnx_inference L142-156) of an argmax map.
+
+    Returns (labels, refine mask): the labels without the padding, and `refine_hole`'s mask on
+    the 1-px padded grid (255 kept hole, 1 arm, 0 elsewhere, 0 where 255 + 1 wrapped).
+    """
+    padded = np.pad(argmax, 1, mode="constant", constant_values=0)
+    arm = ((padded == LEFT_ARM) | (padded == RIGHT_ARM)).astype(np.uint8)
+    filled = fill_holes(np.where((padded == UPPER_CLOTHES) | (arm > 0), 255, 0).astype(np.uint8))
+    filled_label = filled > 0  # parsing_result_filled == 4
+    holes = np.where(filled_label & (padded != UPPER_CLOTHES), 255, 0).astype(np.int32)
+    holes -= arm.astype(np.int32) * 255
+    contours, _ = cv2.findContours(holes, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_TC89_L1)
+    kept = np.zeros(padded.shape, dtype=np.uint8)
+    for i, contour in enumerate(contours):
+        if abs(cv2.contourArea(contour, True)) > KEPT_HOLE_AREA:
+            cv2.drawContours(kept, contours, i, color=255, thickness=-1)
+    refine = kept + arm  # uint8: 255 + 1 wraps to 0, as in the original
+    labels = np.where(refine != 0, padded, np.where(filled_label, UPPER_CLOTHES, padded))
+    return labels[1:-1, 1:-1], refine
+
+
+def add_neck(atr_labels: np.ndarray, lip_argmax: np.ndarray) -> np.ndarray:
+    """ATR face (11) that LIP does not call face (13) becomes neck (18)."""
+    neck = (atr_labels == FACE) & (lip_argmax != LIP_FACE)
+    return np.where(neck, NECK, atr_labels).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ParsingTrace:
+    """One parse with its intermediates, named as in the reference probes."""
+
+    atr_input: np.ndarray  # (512, 512, 3) float32, HWC of the ONNX input
+    lip_input: np.ndarray  # (473, 473, 3)
+    atr_fusion: np.ndarray  # output [1], (1, 18, 128, 128)
+    lip_fusion: np.ndarray  # (1, 20, 119, 119)
+    atr_upsampled: np.ndarray  # (512, 512, 18), HWC view as the original holds it
+    lip_upsampled: np.ndarray  # (473, 473, 20)
+    atr_logits: np.ndarray  # (512, 384, 18), after transform_logits
+    lip_logits: np.ndarray  # (512, 384, 20)
+    atr_argmax: np.ndarray  # (512, 384), labels 0..17 before the hole fill
+    refine_hole_mask: np.ndarray  # (514, 386) uint8, on the padded grid
+    lip_argmax: np.ndarray  # (512, 384), LIP labels 0..19
+    labels: np.ndarray  # (512, 384) uint8, the Parsing output, labels 0..18
+
+    @property
+    def face_mask(self) -> np.ndarray:
+        """The original's second return value: labels == 11 (after the neck rule)."""
+        return self.labels == FACE
+
+
+class _Session:
+    """One onnxruntime session checked against the SCHP signature of `net`."""
+
+    def __init__(self, path: Path, net: _Net, providers: list[str]) -> None:
+        self.path, self.net = Path(path), net
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: SCHP {net.name} parsing model not found")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise CheckpointError(f"{path}: cannot load the {net.name} ONNX model: {exc}") from exc
+        self.input_name = self._check_signature()
+
+    def _fail(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: not an SCHP {self.net.name} parsing model: {what}")
+
+    def _check_signature(self) -> str:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        size = self.net.size
+        if len(inputs) != 1:
+            raise self._fail(f"{len(inputs)} inputs, expected 1")
+        shape = inputs[0].shape
+        if len(shape) != 4 or not _dims_match(shape, (1, 3, size, size)):
+            raise self._fail(f"input shape {shape}, expected [1, 3, {size}, {size}]")
+        if inputs[0].type != "tensor(float)":
+            raise self._fail(f"input type {inputs[0].type}, expected tensor(float)")
+        if len(outputs) < 2:
+            raise self._fail(f"{len(outputs)} output(s); the fusion logits are output [1]")
+        fusion = outputs[1].shape
+        if len(fusion) != 4 or not _dims_match(fusion[:2], (1, self.net.classes)):
+            raise self._fail(f"output [1] shape {fusion}, expected [1, {self.net.classes}, H, W]")
+        return inputs[0].name
+
+    def fusion(self, x: np.ndarray) -> np.ndarray:
+        """Output [1] of the network for the HWC input `x`, (1, C, S', S') float32."""
+        batch = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        out = self.session.run(None, {self.input_name: batch})[1]
+        if out.ndim != 4 or out.shape[:2] != (1, self.net.classes):
+            raise self._fail(f"output [1] has shape {out.shape}")
+        return out
+
+
+def _dims_match(dims: tuple | list, expected: tuple[int, ...]) -> bool:
+    """Fixed dims equal `expected`; symbolic ones (names or None) match anything."""
+    return all(not isinstance(d, int) or d == e for d, e in zip(dims, expected, strict=True))
+
+
+def _hwc(chw: np.ndarray) -> np.ndarray:
+    return np.moveaxis(chw, 0, 2)
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime has it, then CPU."""
+    available = ort.get_available_providers()
+    cuda = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
+    return [*cuda, "CPUExecutionProvider"]
+
+
+class HumanParser:
+    """IDM-VTON's `Parsing`: ATR + LIP SCHP networks -> (512, 384) label map with neck (18)."""
+
+    def __init__(self, atr_path: Path, lip_path: Path, providers: list[str] | None = None) -> None:
+        providers = providers or default_providers()
+        self.atr = _Session(atr_path, ATR, providers)
+        self.lip = _Session(lip_path, LIP, providers)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """The label map of a 384 x 512 RGB image: (512, 384) uint8, labels 0..18."""
+        return self.trace(image).labels
+
+    def trace(self, image: Image.Image) -> ParsingTrace:
+        """The parse of `image` with every intermediate (the one code path of __call__)."""
+        if not isinstance(image, Image.Image) or image.mode != "RGB" or image.size != IMAGE_SIZE:
+            got = f"{image.mode} {image.size}" if isinstance(image, Image.Image) else type(image)
+            raise InvalidInput(f"image: parsing needs an RGB {IMAGE_SIZE} image, got {got}")
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+        atr = self._run(self.atr, bgr)
+        lip = self._run(self.lip, bgr)
+        atr_argmax = np.argmax(atr[3], axis=0)  # first maximum, as argmax over HWC's axis 2
+        lip_argmax = np.argmax(lip[3], axis=0)
+        atr_labels, refine = refine_upper_clothes(atr_argmax)
+        return ParsingTrace(
+            atr_input=atr[0],
+            lip_input=lip[0],
+            atr_fusion=atr[1],
+            lip_fusion=lip[1],
+            atr_upsampled=_hwc(atr[2]),
+            lip_upsampled=_hwc(lip[2]),
+            atr_logits=_hwc(atr[3]),
+            lip_logits=_hwc(lip[3]),
+            atr_argmax=atr_argmax,
+            refine_hole_mask=refine,
+            lip_argmax=lip_argmax,
+            labels=add_neck(atr_labels, lip_argmax),
+        )
+
+    @staticmethod
+    def _run(
+        session: _Session, bgr: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(input HWC, output [1], upsampled CHW, logits CHW in the image frame) of one network."""
+        size = session.net.size
+        x = network_input(bgr, size)
+        fusion = session.fusion(x)
+        upsampled = upsample(fusion[0], size)
+        return x, fusion, upsampled, transform_logits(upsampled, size)
