@@ -1,0 +1,159 @@
+"""The DensePose pose image exactly as IDM-VTON's demo makes it (apply_net `show ... dp_segm`).
+
+Reproduces detectron2's `DefaultPredictor` on the 384x512 person image (BGR array,
+ResizeShortestEdge 800/1333 by PIL bilinear on the uint8 array), `detector_postprocess`, the
+chart result of every instance (part labels 0..24 at the `int()`-truncated box size: argmax of the
+bilinearly resized fine segmentation, zeroed where the resized coarse segmentation is background)
+and `DensePoseResultsFineSegmentationVisualizer` as IDM-VTON modified it (PARULA colours of
+`uint8(label * 255/24)`, label 0 black, alpha 1), then the demo's 768x1024 bicubic resize.
+
+Deliberate deviations:
+- `render_pose` paints, by default, the instance with the LARGEST box on black. The original
+  (`original=True`, reproduced exactly) zeroes the whole canvas before each instance, so only the
+  last, lowest-scoring instance above 0.8 survives, often a fragment of the person; and with no
+  instance it returns the grey-scale photo, where the default raises `NoPersonFound`.
+- U/V charts are not computed: the pose image uses only the part labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from vton.errors import InvalidInput, NoPersonFound
+from vton.preprocess.body.densepose_net import DensePoseNet, Trace, clip_boxes, record
+
+INPUT_SIZE = (384, 512)  # what IDM-VTON feeds DensePose (width, height)
+POSE_SIZE = (768, 1024)
+MIN_SIZE_TEST = 800
+MAX_SIZE_TEST = 1333
+NUM_LABELS = 24
+
+# applyColorMap(uint8(float32(label) * (255/24)), PARULA) for labels 0..24, as RGB; label 0 is
+# drawn black (background), not its colour.
+_SCALED = (np.arange(NUM_LABELS + 1, dtype=np.float32) * np.float32(255.0 / NUM_LABELS)).clip(
+    0, 255
+)
+_PALETTE = cv2.applyColorMap(_SCALED.astype(np.uint8)[:, None], cv2.COLORMAP_PARULA)[:, 0, ::-1]
+_PALETTE[0] = 0
+
+
+@dataclass
+class DensePoseResult:
+    """Detections on the 384x512 image, in detection order (descending score)."""
+
+    boxes: np.ndarray  # (n, 4) float32 xyxy
+    scores: np.ndarray  # (n,) float32
+    int_boxes: list[tuple[int, int, int, int]]  # int() of x, y, w, h (w or h may be 0)
+    labels: list[np.ndarray]  # (max(h, 1), max(w, 1)) uint8 part labels 0..24 per instance
+    chosen: int | None  # the instance with the largest box area; None without instances
+
+
+class DensePose:
+    """Runs a DensePoseNet on a 384x512 RGB person image."""
+
+    def __init__(
+        self, net: DensePoseNet, device: torch.device | str, dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(device=self.device, dtype=dtype).eval()
+
+    def __call__(self, image: Image.Image, trace: Trace = None) -> DensePoseResult:
+        """`trace`, when given, receives the intermediates under the reference's names."""
+        _check_input(image)
+        resized = resize_shortest_edge(np.asarray(image)[:, :, ::-1])
+        chw = torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        record(trace, "input.resized_bgr", chw[None])
+        with torch.inference_mode():
+            det = self.net(chw.to(self.device).float(), trace)
+            scale_x = INPUT_SIZE[0] / resized.shape[1]
+            scale_y = INPUT_SIZE[1] / resized.shape[0]
+            boxes = det.boxes.clone()
+            boxes[:, 0::2] *= scale_x
+            boxes[:, 1::2] *= scale_y
+            boxes = clip_boxes(boxes, (INPUT_SIZE[1], INPUT_SIZE[0]))
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            boxes, scores = boxes[keep], det.scores[keep]
+            record(trace, "det.final.boxes_xyxy", boxes)
+            record(trace, "det.final.scores", scores)
+            record(trace, "det.final.classes", det.classes[keep])
+            xywh = boxes.clone()
+            xywh[:, 2:] -= xywh[:, :2]
+            int_boxes = [(x, y, w, h) for x, y, w, h in xywh.long().tolist()]
+            labels = [
+                _chart_labels(coarse, fine, box)
+                for coarse, fine, box in zip(
+                    det.coarse_segm[keep], det.fine_segm[keep], int_boxes, strict=True
+                )
+            ]
+        for i, lab in enumerate(labels):
+            record(trace, f"chart.{i}.labels", torch.from_numpy(lab))
+        areas = (xywh[:, 2] * xywh[:, 3]).cpu()
+        return DensePoseResult(
+            boxes=boxes.cpu().numpy(),
+            scores=scores.cpu().numpy(),
+            int_boxes=int_boxes,
+            labels=labels,
+            chosen=int(areas.argmax()) if len(areas) else None,
+        )
+
+
+def render_pose(
+    result: DensePoseResult, image: Image.Image, *, original: bool = False
+) -> Image.Image:
+    """The 384x512 RGB DensePose image: the chosen instance's part colours on black.
+
+    `original=True` reproduces apply_net's dp_segm: only the last instance, or the grey-scale
+    `image` when there is none.
+    """
+    _check_input(image)
+    if original and not result.labels:
+        grey = cv2.cvtColor(np.asarray(image)[:, :, ::-1], cv2.COLOR_BGR2GRAY)
+        return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if not original and result.chosen is None:
+        raise NoPersonFound("DensePose found no person in the photo")
+    index = len(result.labels) - 1 if original else result.chosen
+    canvas = np.zeros((INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
+    x, y, w, h = result.int_boxes[index]
+    if w > 0 and h > 0:
+        canvas[y : y + h, x : x + w] = _PALETTE[result.labels[index]]
+    return Image.fromarray(canvas)
+
+
+def pose_image(rgb: Image.Image) -> Image.Image:
+    """The pose image the try-on receives: the 384x512 rendering resized bicubically to 768x1024."""
+    return rgb.resize(POSE_SIZE, Image.Resampling.BICUBIC)
+
+
+def resize_shortest_edge(bgr: np.ndarray) -> np.ndarray:
+    """detectron2's test-time ResizeShortestEdge(800, 1333): PIL bilinear on the uint8 array."""
+    h, w = bgr.shape[:2]
+    scale = MIN_SIZE_TEST * 1.0 / min(h, w)
+    newh, neww = (MIN_SIZE_TEST * 1.0, scale * w) if h < w else (scale * h, MIN_SIZE_TEST * 1.0)
+    if max(newh, neww) > MAX_SIZE_TEST:
+        scale = MAX_SIZE_TEST * 1.0 / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    size = (int(neww + 0.5), int(newh + 0.5))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(bgr)).resize(size, Image.BILINEAR))
+
+
+def _chart_labels(
+    coarse: torch.Tensor, fine: torch.Tensor, int_box: tuple[int, int, int, int]
+) -> np.ndarray:
+    h, w = max(int_box[3], 1), max(int_box[2], 1)
+    fg = F.interpolate(coarse[None], (h, w), mode="bilinear", align_corners=False).argmax(dim=1)
+    part = F.interpolate(fine[None], (h, w), mode="bilinear", align_corners=False).argmax(dim=1)
+    return (part * (fg > 0).long())[0].to(torch.uint8).cpu().numpy()
+
+
+def _check_input(image: Image.Image) -> None:
+    if not isinstance(image, Image.Image) or image.mode != "RGB" or image.size != INPUT_SIZE:
+        raise InvalidInput(
+            f"DensePose expects a {INPUT_SIZE[0]}x{INPUT_SIZE[1]} RGB PIL image, got "
+            f"{getattr(image, 'mode', type(image).__name__)} {getattr(image, 'size', '')}"
+        )
