@@ -6,6 +6,8 @@ chart result of every instance (part labels 0..24 at the `int()`-truncated box s
 bilinearly resized fine segmentation, zeroed where the resized coarse segmentation is background)
 and `DensePoseResultsFineSegmentationVisualizer` as IDM-VTON modified it (PARULA colours of
 `uint8(label * 255/24)`, label 0 black, alpha 1), then the demo's 768x1024 bicubic resize.
+(The visualiser's label resize, bilinear where NEAREST was meant, never runs: the labels are
+already at the int box size, and a box whose int width or height is 0 is not painted.)
 
 Deliberate deviations:
 - `render_pose` paints, by default, the instance with the LARGEST box on black. The original
