@@ -105,6 +105,27 @@ class DensePose:
         )
 
 
+def painted_instance(result: DensePoseResult, *, original: bool = False) -> int | None:
+    """The instance the pose image shows: the chosen (largest) one, or with `original=True` the
+    last one (None when there is none)."""
+    if original:
+        return len(result.labels) - 1 if result.labels else None
+    return result.chosen
+
+
+def label_map(result: DensePoseResult, *, original: bool = False) -> np.ndarray:
+    """The painted instance's part labels (0..24) in the 384x512 frame, 0 elsewhere; raises
+    NoPersonFound when there is no instance."""
+    index = painted_instance(result, original=original)
+    if index is None:
+        raise NoPersonFound("DensePose found no person in the photo")
+    labels = np.zeros((INPUT_SIZE[1], INPUT_SIZE[0]), np.uint8)
+    x, y, w, h = result.int_boxes[index]
+    if w > 0 and h > 0:
+        labels[y : y + h, x : x + w] = result.labels[index]
+    return labels
+
+
 def render_pose(
     result: DensePoseResult, image: Image.Image, *, original: bool = False
 ) -> Image.Image:
@@ -117,14 +138,7 @@ def render_pose(
     if original and not result.labels:
         grey = cv2.cvtColor(np.asarray(image)[:, :, ::-1], cv2.COLOR_BGR2GRAY)
         return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2))
-    if not original and result.chosen is None:
-        raise NoPersonFound("DensePose found no person in the photo")
-    index = len(result.labels) - 1 if original else result.chosen
-    canvas = np.zeros((INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8)
-    x, y, w, h = result.int_boxes[index]
-    if w > 0 and h > 0:
-        canvas[y : y + h, x : x + w] = _PALETTE[result.labels[index]]
-    return Image.fromarray(canvas)
+    return Image.fromarray(_PALETTE[label_map(result, original=original)])
 
 
 def pose_image(rgb: Image.Image) -> Image.Image:
