@@ -1,24 +1,23 @@
-"""Writes simple demo inputs (person, mask, DensePose stand-in, garment) at 768x1024."""
+"""Writes demo inputs at 768x1024: a person photo drawn in the colours the tiny model's parsing
+stand-ins recognise (so registering it from the photo alone gives plausible masks), a mask and a
+DensePose stand-in for the uploads that still take them (v1 try-on), and a garment."""
 
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from vton.preprocess.body.standins import demo_person
+
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "var/demo")
 out.mkdir(parents=True, exist_ok=True)
 size = (768, 1024)
-person = Image.new("RGB", size, (235, 235, 235))
-draw = ImageDraw.Draw(person)
-draw.ellipse((314, 80, 454, 240), fill=(224, 180, 150))
-draw.rectangle((250, 260, 518, 620), fill=(40, 60, 160))
-draw.rectangle((280, 620, 488, 980), fill=(50, 50, 60))
-person.save(out / "person.png")
+demo_person().save(out / "person.png")
 mask = Image.new("L", size, 0)
-ImageDraw.Draw(mask).rectangle((230, 250, 538, 640), fill=255)
+ImageDraw.Draw(mask).rectangle((230, 230, 538, 600), fill=255)
 mask.save(out / "mask.png")
 pose = Image.new("RGB", size, (0, 0, 0))
-ImageDraw.Draw(pose).rectangle((250, 260, 518, 620), fill=(90, 160, 200))
+ImageDraw.Draw(pose).rectangle((250, 240, 518, 600), fill=(90, 160, 200))
 pose.save(out / "pose.png")
 garment = Image.new("RGB", size, (255, 255, 255))
 ImageDraw.Draw(garment).polygon(

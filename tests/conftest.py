@@ -20,10 +20,14 @@ quiet_model_libraries()
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-weight checkpoint in the real layout, written once per test session."""
+    """A tiny random-weight checkpoint in the real layout with the person preprocessing
+    stand-ins in its ckpt/ (as `vton make-tiny-model` writes it), once per test session."""
     from vton.engine.tiny import make_tiny_model
+    from vton.preprocess.body.standins import write_standins
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+    model = make_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+    write_standins(model / "ckpt")
+    return model
 
 
 @pytest.fixture(scope="session")

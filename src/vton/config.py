@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     model_path: Path = Path("./var/tiny-model")
     """IDM-VTON checkpoint folder (a `yisol/IDM-VTON` snapshot or `vton make-tiny-model` output)."""
 
+    preprocess_path: Path | None = None
+    """Person preprocessing weights in IDM-VTON's `ckpt/` layout (`openpose/ckpts/
+    body_pose_model.pth`, `humanparsing/parsing_{atr,lip}.onnx`, `densepose/
+    model_final_162be9.pkl`): a person registers from a photo alone. Unset: `{model_path}/ckpt`
+    where that folder exists (`vton make-tiny-model` writes stand-ins there), else off (masks and
+    pose must be uploaded)."""
+
+    weights_cache_dir: Path = Path("./var/weights-cache")
+    """Where converted weights are kept (DensePose's pickle as safetensors, converted on first
+    use; the user's weights folder is never written)."""
+
     # --- service (issue 4: `vton serve`, the HTTP API and its scheduler) ------------------------
 
     host: str = Field("127.0.0.1", min_length=1, max_length=255)
@@ -141,3 +152,10 @@ class Settings(BaseSettings):
 
     warmup: bool = True
     """Run one small try-on per device at start, so /ready means ready to answer fast."""
+
+    def preprocess_weights(self) -> Path | None:
+        """The person preprocessing weights folder in force, or None when it is off."""
+        if self.preprocess_path is not None:
+            return self.preprocess_path
+        default = self.model_path / "ckpt"
+        return default if default.is_dir() else None

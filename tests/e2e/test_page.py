@@ -1,5 +1,6 @@
-"""The test page in real headless Chromium: register a person and two garments, try both on as
-one job, watch the progress over server-sent events, see both result images."""
+"""The test page in real headless Chromium: register a person from a photo alone and see the
+computed masks, register two garments, try both on as one job, watch the progress over
+server-sent events, see both result images."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.live import LiveServer, garment_image, make_settings, person_images
+from tests.api.live import LiveServer, garment_image, make_settings
+from vton.preprocess.body.standins import demo_person
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
@@ -31,9 +33,8 @@ def page_server(
 def test_register_and_try_on_two_garments(page_server: LiveServer, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    files = {name: tmp_path / f"{name}.png" for name in ("person", "mask", "pose", "garment")}
-    for name, image in person_images().items():
-        image.save(files[name])
+    files = {name: tmp_path / f"{name}.png" for name in ("person", "garment")}
+    demo_person().save(files["person"])
     garment_image().save(files["garment"])
     token = page_server.token("page-user")
 
@@ -45,10 +46,16 @@ def test_register_and_try_on_two_garments(page_server: LiveServer, tmp_path: Pat
             page.goto(f"{page_server.url}/?token={token}")
 
             page.set_input_files("#person-file", files["person"])
-            page.set_input_files("#mask-file", files["mask"])
-            page.set_input_files("#pose-file", files["pose"])
             page.click("#register-person")
-            expect(page.locator("#person-status")).to_contain_text("registered")
+            status = page.locator("#person-status")
+            expect(status).to_contain_text("registered: upper_body, lower_body, dresses")
+            expect(status).to_contain_text("computed masks and pose")
+            shown = page.locator(".person-image img")
+            expect(shown).to_have_count(7)  # the DensePose image, a mask and a gray per category
+            for i in range(7):
+                expect(shown.nth(i)).to_have_js_property("naturalWidth", 768)
+            masks = page.locator(".person-image[data-image$='/mask'] img")
+            expect(masks).to_have_count(3)
 
             for clothing_id in ("red", "blue"):
                 page.set_input_files("#garment-file", files["garment"])

@@ -1,15 +1,20 @@
-"""Person registration: what is stored, how inputs are checked, replacement and deletion."""
+"""Person registration: what is stored, how inputs are checked, replacement and deletion; from a
+photo alone with the tiny preprocessing stand-ins."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.preprocess.conftest import RecordingStore, person_inputs
-from vton.errors import InvalidInput
+from vton.errors import InvalidInput, NoPersonFound
 from vton.preprocess import PersonManifest, delete_person, register_person
-from vton.preprocess.person import GRAY
+from vton.preprocess.body.analyze import PersonAnalyzer
+from vton.preprocess.body.standins import demo_person
+from vton.preprocess.person import GRAY, binarize
 from vton.store import Store, keys
 from vton.store.codecs import decode_png
 from vton.store.ids import Category
@@ -113,3 +118,59 @@ def test_delete(artifact_store: Store) -> None:
     assert not list(artifact_store.list("users/u1/"))
     assert list(artifact_store.list("users/u2/"))
     assert delete_person(artifact_store, "u1") is False
+
+
+# -- registration from a photo alone, and the crop framing's photo -----------------------------
+
+
+@pytest.fixture(scope="module")
+def analyzer(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> PersonAnalyzer:
+    cache = tmp_path_factory.mktemp("weights-cache")
+    return PersonAnalyzer.load(tiny_model_dir / "ckpt", "cpu", cache)
+
+
+def test_a_photo_alone_registers_every_category(
+    artifact_store: Store, analyzer: PersonAnalyzer
+) -> None:
+    manifest = register_person(artifact_store, "u1", demo_person(), analyzer=analyzer)
+    assert manifest.categories == tuple(Category)
+    assert manifest.detection is not None and manifest.detection.computed == ("masks", "pose")
+    analysis = analyzer.analyze(demo_person())
+    assert manifest.detection.people == analysis.people >= 1
+    for category in Category:
+        mask, _ = stored(artifact_store, ROOT + f"{category.folder}/mask.png", "L")
+        assert np.array_equal(mask, np.asarray(binarize(analysis.working_mask(category.value))))
+    pose, _ = stored(artifact_store, ROOT + "lower/pose.png", "RGB")
+    assert np.array_equal(pose, np.asarray(analysis.pose()))
+
+
+def test_an_uploaded_pose_is_kept_and_only_masks_are_computed(
+    artifact_store: Store, analyzer: PersonAnalyzer
+) -> None:
+    pose = Image.new("RGB", (768, 1024), (1, 2, 3))
+    manifest = register_person(artifact_store, "u1", demo_person(), pose=pose, analyzer=analyzer)
+    assert manifest.detection is not None and manifest.detection.computed == ("masks",)
+    assert (stored(artifact_store, ROOT + "dresses/pose.png", "RGB")[0] == (1, 2, 3)).all()
+
+
+def test_nobody_in_the_photo_stores_nothing(
+    artifact_store: Store, analyzer: PersonAnalyzer
+) -> None:
+    store = RecordingStore(artifact_store)
+    with pytest.raises(NoPersonFound):
+        register_person(store, "u1", Image.new("RGB", (300, 400), (90, 90, 90)), analyzer=analyzer)
+    assert store.calls == []
+
+
+def test_the_crop_framing_keeps_the_photo_until_it_is_not_needed(artifact_store: Store) -> None:
+    photo, masks, pose = person_inputs(6, size=(600, 450))
+    crop = register_person(artifact_store, "u1", photo, masks, pose, framing="crop")
+    assert crop.fit is not None and crop.fit.mode == "crop"
+    kept, version = stored(artifact_store, keys.person_photo("u1"), "RGB")
+    assert version == crop.version and np.array_equal(kept, np.asarray(photo))
+
+    register_person(artifact_store, "u1", photo, masks, pose)  # letterbox: no photo kept
+    assert not artifact_store.exists(keys.person_photo("u1"))
+    register_person(artifact_store, "u1", photo, masks, pose, framing="crop")
+    assert delete_person(artifact_store, "u1")
+    assert not list(artifact_store.list("users/u1/"))

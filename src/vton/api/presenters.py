@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from vton.api.schemas.common import Timings
 from vton.api.schemas.fitting import BatchItem, BatchTryOnResponse, TryOnResponse
 from vton.api.schemas.jobs import JobItem, JobStatus
-from vton.api.schemas.registration import ClothingInfo, FitOut, PersonInfo
+from vton.api.schemas.registration import ClothingInfo, DetectionOut, FitOut, PersonInfo
 from vton.preprocess import GarmentManifest, PersonManifest
 from vton.scheduler import JobState
 from vton.service.tryon import ItemView, TryOn
@@ -117,11 +117,18 @@ def log_fields(tryon: TryOn, views: list[ItemView]) -> dict[str, object]:
 
 
 def person_info(manifest: PersonManifest) -> PersonInfo:
-    fit = FitOut.model_validate(manifest.fit.model_dump()) if manifest.fit else None
+    fit = manifest.fit
+    detection = manifest.detection
+    warnings = []
+    if detection is not None and detection.people > 1:
+        warnings.append(f"{detection.people} people in the photo: the largest one was used")
     return PersonInfo(
         version=manifest.version,
         categories=list(manifest.categories),
-        fit=fit,
+        fit=FitOut.model_validate(fit.model_dump(exclude={"crop_box"})) if fit else None,
+        framing=fit.mode if fit else None,
+        detection=DetectionOut.model_validate(detection.model_dump()) if detection else None,
+        warnings=warnings,
         created_at=manifest.created_at,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vton.cli import artifact_commands, engine_commands, serve_commands
+from vton.cli import artifact_commands, engine_commands, preprocess_commands, serve_commands
 
 app = typer.Typer(
     help="vton: virtual try-on (IDM-VTON)", no_args_is_help=True, add_completion=False
@@ -12,6 +12,7 @@ app = typer.Typer(
 engine_commands.register(app)
 artifact_commands.register(app)
 serve_commands.register(app)
+preprocess_commands.register(app)
 
 
 def main() -> None:

@@ -56,22 +56,41 @@ def register_person_command(
     user_id: str = typer.Argument(..., help="the user whose person this is"),
     photo: Path = typer.Option(..., "--photo", help="photo of the person"),
     mask: list[str] = typer.Option(
-        ..., "--mask", help="CATEGORY=PATH (repeatable); white = area to repaint"
+        None, "--mask", help="CATEGORY=PATH (repeatable; default: computed); white = repaint"
     ),
-    pose: Path = typer.Option(..., "--pose", help="DensePose image (RGB)"),
+    pose: Path | None = typer.Option(None, "--pose", help="DensePose image (default: computed)"),
+    crop: bool = typer.Option(False, "--crop", help="frame by the centred 3:4 crop"),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="IDM-VTON ckpt/ folder [VTON_PREPROCESS_PATH]"
+    ),
+    device: str = typer.Option("cpu", "--device", help="device for person preprocessing"),
 ) -> None:
-    """Register (or replace) a user's person: photo, masks per category, DensePose image."""
+    """Register (or replace) a user's person from a photo: the masks of every category and the
+    DensePose image are computed from it unless given."""
     from vton.preprocess.person import register_person
 
     try:
-        masks = {c: _image(p, f"--mask {c}") for c, p in _parse_masks(mask).items()}
+        masks = {c: _image(p, f"--mask {c}") for c, p in _parse_masks(mask or []).items()}
+        analyzer = None
+        if not masks or pose is None:
+            from vton.cli.preprocess_commands import analyzer_for
+
+            analyzer = analyzer_for(weights, device)
         manifest = register_person(
-            _store(), user_id, _image(photo, "--photo"), masks, _image(pose, "--pose")
+            _store(),
+            user_id,
+            _image(photo, "--photo"),
+            masks,
+            None if pose is None else _image(pose, "--pose"),
+            analyzer=analyzer,
+            framing="crop" if crop else "letterbox",
         )
     except VtonError as e:
         _fail(str(e))
     categories = ", ".join(c.value for c in manifest.categories)
-    typer.echo(f"registered person of {user_id} ({categories}), version {manifest.version}")
+    found = manifest.detection
+    detail = f", {found.people} people found, computed {'/'.join(found.computed)}" if found else ""
+    typer.echo(f"registered person of {user_id} ({categories}{detail}), version {manifest.version}")
 
 
 def register_garment_command(

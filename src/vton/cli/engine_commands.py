@@ -103,13 +103,16 @@ def make_tiny_model_command(
     directory: Path = typer.Argument(..., help="folder to write the checkpoint into"),
     seed: int = typer.Option(0, "--seed", help="seed of the random weights"),
 ) -> None:
-    """Write a tiny random-weight IDM-VTON checkpoint in the real layout (images are noise)."""
+    """Write a tiny random-weight IDM-VTON checkpoint in the real layout (images are noise), and
+    under ckpt/ stand-ins of the person preprocessing weights in IDM-VTON's own layout."""
     from vton.engine.runtime import quiet_model_libraries
     from vton.engine.tiny import make_tiny_model
+    from vton.preprocess.body.standins import write_standins
 
     quiet_model_libraries()
     make_tiny_model(directory, seed=seed)
-    typer.echo(f"wrote tiny IDM-VTON checkpoint to {directory}")
+    write_standins(directory / "ckpt")
+    typer.echo(f"wrote tiny IDM-VTON checkpoint and preprocessing stand-ins to {directory}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objec
 from vton.engine.text import PromptEncoder
 from vton.errors import StoreUnavailable
 from vton.preprocess import ArtifactLoader
+from vton.preprocess.body.analyze import PersonAnalyzer
 from vton.scheduler import Scheduler, SchedulerConfig, SchedulerMetrics
 from vton.service.catalog import Catalog
 from vton.service.engine import (
@@ -60,6 +61,7 @@ class Service:
         """Everything from settings; `load` builds one device's engine (tests wrap it)."""
         devices = resolve_devices(settings.devices)
         engines = [load(settings, device) for device in devices]
+        analyzers = load_analyzers(settings, devices)
         store = open_store(settings)
         cache = ObservedCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
@@ -92,7 +94,13 @@ class Service:
         encoder = PromptEncoder(engines[0].pipeline.model)
         freeze_start_up_objects()
         log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
-        return cls(settings, engines, loader, scheduler, tryons, Catalog(loader, encoder))
+        catalog = Catalog(loader, encoder, analyzers)
+        return cls(settings, engines, loader, scheduler, tryons, catalog)
+
+    @property
+    def preprocessing(self) -> bool:
+        """A person registers from a photo alone."""
+        return bool(self.catalog.analyzers)
 
     def store_reachable(self) -> bool:
         try:
@@ -105,3 +113,15 @@ class Service:
         self.scheduler.shutdown()
         self.loader.close()
         release_start_up_objects()
+
+
+def load_analyzers(settings: Settings, devices: list[str]) -> list[PersonAnalyzer]:
+    """Person preprocessing on every device, or none when no weights folder is in force. A
+    folder that is named but incomplete or wrong fails the start (CheckpointError names it)."""
+    weights = settings.preprocess_weights()
+    if weights is None:
+        log.info("person preprocessing off: masks and pose must be uploaded (VTON_PREPROCESS_PATH)")
+        return []
+    analyzers = [PersonAnalyzer.load(weights, d, settings.weights_cache_dir) for d in devices]
+    log.info("person preprocessing weights=%s devices=%s", weights, ",".join(devices))
+    return analyzers

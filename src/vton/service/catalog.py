@@ -3,8 +3,9 @@ the caches ahead of try-ons. Every method may block on the store: call them from
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from vton.errors import NotRegistered
 from vton.preprocess import (
@@ -17,6 +18,8 @@ from vton.preprocess import (
     register_garment,
     register_person,
 )
+from vton.preprocess.body.analyze import PersonAnalyzer
+from vton.preprocess.fit import FitMode
 from vton.preprocess.garment import GarmentTextEncoder
 from vton.store import keys
 from vton.store.ids import Category, check_id
@@ -31,27 +34,57 @@ def results_folder(user_id: str) -> str:
 
 
 class Catalog:
-    def __init__(self, loader: ArtifactLoader, encoder: GarmentTextEncoder) -> None:
+    def __init__(
+        self,
+        loader: ArtifactLoader,
+        encoder: GarmentTextEncoder,
+        analyzers: Sequence[PersonAnalyzer] = (),
+    ) -> None:
+        """`analyzers`: person preprocessing, one per device (none: masks and pose must be
+        uploaded)."""
         self.loader = loader
         self.store = loader.store
         self.encoder = encoder
+        self.analyzers = list(analyzers)
+        self._next_analyzer = itertools.cycle(self.analyzers)
 
     # -- person ------------------------------------------------------------------------------
 
     def register_person(
-        self, user_id: str, photo: bytes, masks: Mapping[str, bytes], pose: bytes
+        self,
+        user_id: str,
+        photo: bytes,
+        masks: Mapping[str, bytes] | None = None,
+        pose: bytes | None = None,
+        framing: FitMode = "letterbox",
     ) -> PersonManifest:
         """Stores the user's person (photo, a mask per category, DensePose image), replacing any
-        earlier one; the images are PNG/JPEG/WebP bytes."""
+        earlier one; the images are PNG/JPEG/WebP bytes. Masks and pose not given are computed
+        from the photo."""
         manifest = register_person(
             self.store,
             user_id,
             read_image(photo, "image"),
-            {category: read_image(data, f"masks.{category}") for category, data in masks.items()},
-            read_image(pose, "pose"),
+            {c: read_image(data, f"masks.{c}") for c, data in (masks or {}).items()},
+            None if pose is None else read_image(pose, "pose"),
+            analyzer=self._analyzer(),
+            framing=framing,
         )
         self.loader.forget_person(user_id)
         return manifest
+
+    def _analyzer(self) -> PersonAnalyzer | None:
+        """An idle device's analyzer, else the next in turn (it runs one person at a time)."""
+        idle = [a for a in self.analyzers if not a.busy]
+        return idle[0] if idle else next(self._next_analyzer, None)
+
+    def person_image(self, user_id: str, category: str, name: str) -> bytes:
+        """One stored image of the person (PNG), as the try-on uses it."""
+        manifest = self.person(user_id)
+        registered = Category.parse(category)
+        if registered not in manifest.categories:
+            raise NotRegistered(f"person of user {user_id!r} is not registered for {category}")
+        return self.store.get(keys.person_image(user_id, registered, name))
 
     def person(self, user_id: str) -> PersonManifest:
         return self.loader.person_manifest(user_id)

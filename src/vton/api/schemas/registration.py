@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -23,18 +24,41 @@ class FitOut(ApiModel):
 
 
 class PersonRegistration(ApiModel):
-    image: Base64Image = Field(description="The person photo, any aspect ratio (fitted to 3:4).")
-    masks: dict[Category, Base64Image] = Field(
+    image: Base64Image = Field(description="The person photo, any aspect ratio (framed to 3:4).")
+    masks: dict[Category, Base64Image] | None = Field(
+        None,
         min_length=1,
-        description="Per category, the area to repaint (white), the photo's size or 768x1024.",
+        description="Optional: per category, the area to repaint (white), the photo's size or "
+        "768x1024. Absent: computed from the photo for every category.",
     )
-    pose: Base64Image = Field(description="The DensePose image, the photo's size or 768x1024.")
+    pose: Base64Image | None = Field(
+        None,
+        description="Optional: the DensePose image, the photo's size or 768x1024. Absent: "
+        "computed from the photo.",
+    )
+    framing: Literal["letterbox", "crop"] = Field(
+        "letterbox",
+        description="letterbox: the whole photo, padded white to 3:4; crop: the centred 3:4 "
+        "crop (the IDM-VTON demo's auto-crop).",
+    )
+
+
+class DetectionOut(ApiModel):
+    """What person preprocessing found in the photo."""
+
+    people: int = Field(description="People found; the largest one was used.")
+    computed: list[str] = Field(description='What was computed: "masks", "pose".')
 
 
 class PersonInfo(ApiModel):
     version: str
     categories: list[Category]
     fit: FitOut | None
+    framing: Literal["letterbox", "crop"] | None
+    detection: DetectionOut | None = Field(
+        None, description="Absent when the masks and the pose were uploaded."
+    )
+    warnings: list[str] = Field(default_factory=list)
     created_at: datetime
 
 

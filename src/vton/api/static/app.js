@@ -43,18 +43,68 @@ function show(id, text, isError = false) {
   $(id).classList.toggle("error", isError);
 }
 
+async function authorizedImage(path) {
+  const response = await fetch(path, { headers: headers(false) });
+  return response.ok ? URL.createObjectURL(await response.blob()) : "";
+}
+
+function describePerson(person) {
+  const found = person.detection
+    ? `; computed ${person.detection.computed.join(" and ") || "nothing"}, `
+      + `${person.detection.people} ${person.detection.people === 1 ? "person" : "people"} found`
+    : "; masks and pose uploaded";
+  const warnings = person.warnings.length ? ` (${person.warnings.join("; ")})` : "";
+  return `registered: ${person.categories.join(", ")}, ${person.framing || "fitted"}${found}`
+    + `${warnings}, version ${person.version}`;
+}
+
+// The person's stored images: the DensePose image once, each category's mask and gray preview.
+async function showPerson(person) {
+  const box = $("person-images");
+  box.replaceChildren();
+  const shown = [["pose", person.categories[0], "DensePose"]];
+  for (const category of person.categories) {
+    shown.push(["mask", category, `${category} mask`], ["mask_gray", category, `${category} gray`]);
+  }
+  for (const [name, category, caption] of shown) {
+    const item = document.createElement("div");
+    item.className = "person-image";
+    item.dataset.image = `${category}/${name}`;
+    const img = document.createElement("img");
+    img.alt = caption;
+    img.src = await authorizedImage(`/api/person/images/${category}/${name}`);
+    item.append(img, caption);
+    box.append(item);
+  }
+}
+
+async function loadPerson() {
+  try {
+    const person = await api("GET", "/api/person");
+    show("person-status", describePerson(person));
+    await showPerson(person);
+  } catch (error) {
+    show("person-status", error.message.startsWith("404") ? "no person registered yet" : error.message);
+  }
+}
+
 $("register-person").addEventListener("click", async () => {
   show("person-status", "registering...");
+  $("register-person").disabled = true;
   try {
-    const category = $("person-category").value;
-    const body = {
-      image: await dataUrl($("person-file")),
-      masks: { [category]: await dataUrl($("mask-file")) },
-      pose: await dataUrl($("pose-file")),
-    };
+    const body = { image: await dataUrl($("person-file")), framing: $("person-framing").value };
+    if ($("mask-file").files[0]) {
+      body.masks = { [$("person-category").value]: await dataUrl($("mask-file")) };
+    }
+    if ($("pose-file").files[0]) body.pose = await dataUrl($("pose-file"));
     const person = await api("PUT", "/api/person", body);
-    show("person-status", `registered (version ${person.version}, ${person.categories.join(", ")})`);
-  } catch (error) { show("person-status", error.message, true); }
+    show("person-status", describePerson(person));
+    await showPerson(person);
+  } catch (error) {
+    show("person-status", error.message, true);
+  } finally {
+    $("register-person").disabled = false;
+  }
 });
 
 $("register-garment").addEventListener("click", async () => {
@@ -72,9 +122,8 @@ $("register-garment").addEventListener("click", async () => {
   } catch (error) { show("garment-status", error.message, true); }
 });
 
-async function garmentThumbnail(id) {
-  const response = await fetch(`/api/clothing/${encodeURIComponent(id)}/image`, { headers: headers(false) });
-  return response.ok ? URL.createObjectURL(await response.blob()) : "";
+function garmentThumbnail(id) {
+  return authorizedImage(`/api/clothing/${encodeURIComponent(id)}/image`);
 }
 
 async function refreshGarments() {
@@ -183,4 +232,4 @@ $("cancel").addEventListener("click", async () => {
   }
 });
 
-if ($("token").value) refreshGarments();
+if ($("token").value) { loadPerson(); refreshGarments(); }

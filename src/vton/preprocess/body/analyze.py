@@ -1,0 +1,157 @@
+"""A person photo's analysis on one device: keypoints, parse map, DensePose, and from them the
+masks, as IDM-VTON computes them (SPEC §0) from the 768 x 1024 working image.
+
+    analyzer = PersonAnalyzer.load(weights_dir, "cuda:0", cache_dir)   # the IDM-VTON ckpt/ layout
+    analysis = analyzer.analyze(human_img)           # raises NoPersonFound when nobody is there
+    mask, mask_gray = analysis.mask("upper_body")    # 384 x 512, as get_mask_location returns them
+
+The weights folder is IDM-VTON's own `ckpt/` layout (WEIGHT_FILES), so a user points at the folder
+they already have. `original=True` reproduces the original's defects everywhere (for comparison);
+the default fixes them (each module's docstring lists what it changes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vton.errors import CheckpointError, InvalidInput
+from vton.preprocess.body.densepose import DensePose, DensePoseResult, pose_image, render_pose
+from vton.preprocess.body.densepose_weights import load_densepose_net
+from vton.preprocess.body.masks import mask_location, upscale_mask
+from vton.preprocess.body.openpose import BodyPose, Keypoints
+from vton.preprocess.body.openpose_net import load_body_pose_net
+from vton.preprocess.body.parsing import HumanParser
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = {
+    "openpose": "openpose/ckpts/body_pose_model.pth",
+    "parsing_atr": "humanparsing/parsing_atr.onnx",
+    "parsing_lip": "humanparsing/parsing_lip.onnx",
+    "densepose": "densepose/model_final_162be9.pkl",
+}
+MODEL_SIZE = (384, 512)
+"""What every preprocessing model sees: the working image resized (bicubic), SPEC §0."""
+WORKING_SIZE = (768, 1024)
+
+
+def weight_paths(root: Path, names: tuple[str, ...] = tuple(WEIGHT_FILES)) -> dict[str, Path]:
+    """The weight files `names` under `root`; CheckpointError naming every one that is missing."""
+    paths = {name: Path(root) / WEIGHT_FILES[name] for name in names}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise CheckpointError(
+            f"person preprocessing weights missing in {root}: {', '.join(missing)} "
+            "(IDM-VTON's ckpt/ layout)"
+        )
+    return paths
+
+
+def model_image(human_img: Image.Image) -> Image.Image:
+    """The 384 x 512 RGB image every model sees, from the 768 x 1024 working image."""
+    if human_img.size != WORKING_SIZE:
+        raise InvalidInput(f"image: {human_img.size} is not the working size {WORKING_SIZE}")
+    return human_img.convert("RGB").resize(MODEL_SIZE, Image.Resampling.BICUBIC)
+
+
+def load_densepose(root: Path, device: str, weights_cache_dir: Path) -> DensePose:
+    path = weight_paths(root, ("densepose",))["densepose"]
+    torch_device = torch.device(device)
+    return DensePose(load_densepose_net(path, weights_cache_dir, torch_device), torch_device)
+
+
+@dataclass(frozen=True)
+class PersonAnalysis:
+    """What the models read off one working image (all in the 384 x 512 model frame)."""
+
+    image: Image.Image
+    keypoints: Keypoints
+    parse: np.ndarray
+    densepose: DensePoseResult
+    pose_384: Image.Image
+    original: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def people(self) -> int:
+        return self.keypoints.people
+
+    def mask(self, category: str, model_type: str = "hd") -> tuple[Image.Image, Image.Image]:
+        """`get_mask_location(model_type, category)`: mask 0/255 and mask_gray 0/127."""
+        points = self.keypoints.points
+        return mask_location(model_type, category, self.parse, points, original=self.original)
+
+    def working_mask(self, category: str) -> Image.Image:
+        """The hd mask as the pipeline receives it: 768 x 1024, bicubic (not binary)."""
+        return upscale_mask(self.mask(category)[0])
+
+    def pose(self) -> Image.Image:
+        """The DensePose image as the pipeline receives it: 768 x 1024 RGB."""
+        return pose_image(self.pose_384)
+
+
+class PersonAnalyzer:
+    """OpenPose, SCHP parsing and DensePose on one device; one analysis at a time."""
+
+    def __init__(
+        self, body_pose: BodyPose, parser: HumanParser, densepose: DensePose, device: str
+    ) -> None:
+        self.body_pose = body_pose
+        self.parser = parser
+        self.densepose = densepose
+        self.device = device
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, root: Path, device: str, weights_cache_dir: Path) -> PersonAnalyzer:
+        paths = weight_paths(root)
+        torch_device = torch.device(device)
+        providers = ["CUDAExecutionProvider"] if torch_device.type == "cuda" else None
+        return cls(
+            BodyPose(load_body_pose_net(paths["openpose"], torch_device), torch_device),
+            HumanParser(paths["parsing_atr"], paths["parsing_lip"], providers),
+            load_densepose(root, device, weights_cache_dir),
+            device,
+        )
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def analyze(self, human_img: Image.Image, *, original: bool = False) -> PersonAnalysis:
+        """The analysis of a working-frame (768 x 1024) RGB image. Raises NoPersonFound."""
+        image = model_image(human_img)
+        timings: dict[str, float] = {}
+        with self._lock:
+            with _timed(timings, "openpose"):
+                keypoints = self.body_pose(image, original=original)
+            with _timed(timings, "parsing"):
+                parse = self.parser(image)
+            with _timed(timings, "densepose"):
+                found = self.densepose(image)
+                pose_384 = render_pose(found, image, original=original)
+        log.info(
+            "person analysed device=%s people=%d densepose_instances=%d %s",
+            self.device,
+            keypoints.people,
+            len(found.scores),
+            " ".join(f"{phase}_ms={ms:.0f}" for phase, ms in timings.items()),
+        )
+        return PersonAnalysis(image, keypoints, parse, found, pose_384, original, timings)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[name] = (time.perf_counter() - started) * 1000.0
