@@ -18,6 +18,19 @@ def test_png_round_trip_carries_the_version() -> None:
     assert codecs.decode_png("k", codecs.encode_png(image), "L")[0].mode == "L"
 
 
+def test_pngs_are_encoded_by_key_and_each_image_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    shared, other = random_image(3), random_image(4, mode="L")
+    calls = []
+    encode = codecs.encode_png
+    monkeypatch.setattr(codecs, "encode_png", lambda i, v: calls.append(i) or encode(i, v))
+    encoded = codecs.encode_pngs({"a": shared, "b": other, "c": shared}, "v7")
+    assert sorted(encoded) == ["a", "b", "c"] and len(calls) == 2
+    assert encoded["a"] == encoded["c"]
+    for key, image in (("a", shared), ("b", other)):
+        decoded, version = codecs.decode_png(key, encoded[key], image.mode)
+        assert version == "v7" and decoded.tobytes() == image.tobytes()
+
+
 def test_safetensors_round_trip_carries_metadata() -> None:
     tensors = {"a": torch.randn(3, 4), "b": torch.arange(5)}
     decoded, metadata = codecs.decode_tensors("k", codecs.encode_tensors(tensors, {"x": "y"}))

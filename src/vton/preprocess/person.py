@@ -20,7 +20,7 @@ from vton.preprocess.inputs import MASK_MODES, POSE_MODES, check_companion
 from vton.preprocess.manifest import Detection, PersonManifest, new_version
 from vton.store import keys
 from vton.store.base import Store, put_all
-from vton.store.codecs import encode_png
+from vton.store.codecs import encode_pngs
 from vton.store.ids import Category, check_id
 
 if TYPE_CHECKING:
@@ -98,16 +98,14 @@ def register_person(
     assert pose_fitted is not None
     version = new_version()
 
-    human_png, pose_png = encode_png(human, version), encode_png(pose_fitted, version)
-    objects: dict[str, bytes] = {}
+    images: dict[str, Image.Image] = {}
     for category, mask in binary.items():
-        objects[keys.person_image(user_id, category, "human_img")] = human_png
-        objects[keys.person_image(user_id, category, "mask")] = encode_png(mask, version)
-        gray = encode_png(gray_out(human, mask), version)
-        objects[keys.person_image(user_id, category, "mask_gray")] = gray
-        objects[keys.person_image(user_id, category, "pose")] = pose_png
+        gray = gray_out(human, mask)
+        for name, image in zip(keys.PERSON_IMAGES, (human, mask, gray, pose_fitted), strict=True):
+            images[keys.person_image(user_id, category, name)] = image
     if fit.mode == "crop":  # going back to the photo's framing pastes into the photo
-        objects[keys.person_photo(user_id)] = encode_png(to_rgb(photo), version)
+        images[keys.person_photo(user_id)] = to_rgb(photo)
+    objects = encode_pngs(images, version)
     put_all(store, objects)
 
     manifest = PersonManifest(

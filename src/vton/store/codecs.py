@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from typing import Any
 
@@ -25,12 +27,24 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own header limit
 
 
 def encode_png(image: Image.Image, version: str | None = None) -> bytes:
+    """PNG at zlib level 1: a 768 x 1024 photo in ~70 ms instead of ~190 ms at Pillow's default
+    level 6, for ~16% more bytes."""
     info = PngImagePlugin.PngInfo()
     if version is not None:
         info.add_text(VERSION_FIELD, version)
     buf = BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
+    image.save(buf, format="PNG", pnginfo=info, compress_level=1)
     return buf.getvalue()
+
+
+def encode_pngs(images: Mapping[str, Image.Image], version: str | None = None) -> dict[str, bytes]:
+    """encode_png of every image, by key, in parallel (Pillow releases the GIL while it
+    deflates); an image object given under several keys is encoded once."""
+    distinct = {id(image): image for image in images.values()}
+    with ThreadPoolExecutor(max(1, min(8, len(distinct)))) as pool:
+        pngs = pool.map(lambda image: encode_png(image, version), distinct.values())
+        encoded = dict(zip(distinct, pngs, strict=True))
+    return {key: encoded[id(image)] for key, image in images.items()}
 
 
 def decode_png(key: str, data: bytes, mode: str) -> tuple[Image.Image, str | None]:
