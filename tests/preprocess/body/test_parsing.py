@@ -1,6 +1,7 @@
 """HumanParser (SCHP `Parsing`, SPEC §3) against every parsing/ reference case, run through the
 stand-in ONNX models the case names (`qNN_<variant>_...` -> models/parsing_{atr,lip}_<variant>
-.onnx), plus the masks made from its output, loading errors and the centroid stand-in writer.
+.onnx) with both backends (onnxruntime, and the graphs converted to torch, here on the CPU), plus
+the masks made from its output, loading errors and the centroid stand-in writer.
 
 OpenCV 5.0 changed warpAffine to 473 x 473 (SPEC §7), so under it the LIP input differs from the
 4.9 reference by up to ~0.07 and no probes.safetensors / lip_fusion_raw.npy variant exists: those
@@ -10,7 +11,9 @@ LIP values are checked loosely there, and lip_argmax / parse.png exactly against
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
@@ -32,10 +35,10 @@ from tests.preprocess.body.reference_files import (
 from vton.errors import CheckpointError, InvalidInput
 from vton.preprocess.body.masks import CATEGORIES, mask_location
 from vton.preprocess.body.parsing import (
+    Backend,
     HumanParser,
     ParsingTrace,
     center_scale,
-    default_providers,
     get_palette,
     palette_image,
     read_label_map,
@@ -47,6 +50,7 @@ from vton.preprocess.body.parsing_standin import (
     write_centroid_parser,
 )
 
+BACKENDS = get_args(Backend)
 LIP_EXACT = OPENCV < (5, 0)
 PROBED = ("input", "upsampled", "logits")
 RTOL = 1e-5
@@ -58,20 +62,28 @@ def parsing_root(preprocess_reference_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def traces(parsing_root: Path) -> dict[Path, ParsingTrace]:
-    """Every case parsed once, with the stand-in model variant its folder name gives."""
-    parsers: dict[str, HumanParser] = {}
-    result = {}
-    for case in case_folders(parsing_root):
-        variant = case.name.split("_")[1]
-        if variant not in parsers:
-            models = parsing_root / "models"
-            parsers[variant] = HumanParser(
-                models / f"parsing_atr_{variant}.onnx", models / f"parsing_lip_{variant}.onnx"
-            )
-        with Image.open(case / "input_384x512.png") as image:
-            result[case] = parsers[variant].trace(image.convert("RGB"))
+def traces_by_backend(parsing_root: Path) -> dict[str, dict[Path, ParsingTrace]]:
+    """Every case parsed once per backend, with the stand-in model variant its folder name gives."""
+    result: dict[str, dict[Path, ParsingTrace]] = {}
+    for backend in BACKENDS:
+        parsers: dict[str, HumanParser] = {}
+        result[backend] = {}
+        for case in case_folders(parsing_root):
+            variant = case.name.split("_")[1]
+            if variant not in parsers:
+                models = parsing_root / "models"
+                atr, lip = (models / f"parsing_{net}_{variant}.onnx" for net in ("atr", "lip"))
+                parsers[variant] = HumanParser(atr, lip, backend=backend)
+            with Image.open(case / "input_384x512.png") as image:
+                result[backend][case] = parsers[variant].trace(image.convert("RGB"))
     return result
+
+
+@pytest.fixture(params=BACKENDS)
+def traces(
+    request: pytest.FixtureRequest, traces_by_backend: dict[str, dict[Path, ParsingTrace]]
+) -> dict[Path, ParsingTrace]:
+    return traces_by_backend[request.param]
 
 
 def _close(got: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -144,6 +156,18 @@ def test_raw_network_outputs_match(traces: dict[Path, ParsingTrace]) -> None:
         pytest.skip("no *_fusion_raw.npy in these cases")
 
 
+def test_the_backends_agree(traces_by_backend: dict[str, dict[Path, ParsingTrace]]) -> None:
+    """torch (onnx2torch) gives onnxruntime's label maps exactly and its raw output [1] within
+    1e-5, on every case and for both networks (LIP has no stored raw output under OpenCV 5.0)."""
+    torch_traces = traces_by_backend["torch"]
+    for case, want in traces_by_backend["onnxruntime"].items():
+        got = torch_traces[case]
+        for key in ("atr_argmax", "lip_argmax", "refine_hole_mask", "labels"):
+            assert np.array_equal(getattr(got, key), getattr(want, key)), f"{case.name} {key}"
+        for key in ("atr_fusion", "lip_fusion"):
+            assert _close(getattr(got, key), getattr(want, key)).all(), f"{case.name} {key}"
+
+
 def test_masks_from_the_parse_match(parsing_root: Path) -> None:
     problems = []
     for case in case_folders(parsing_root):
@@ -177,14 +201,13 @@ def test_hole_fill_keeps_large_holes_fills_small_ones_and_wraps_enclosed_arms() 
 # --- loading errors ---------------------------------------------------------------------------
 
 
-def _graph_model(path: Path, size: int, outputs: list[int], channels: int = 18) -> Path:
+def _graph_model(path: Path, size: int, outputs: list[int], pool: str = "AveragePool") -> Path:
     """A tiny ONNX model: input `x` [1, 3, size, size], outputs [1, C, 8, 8] (C from `outputs`)."""
     names = [f"out{i}" for i in range(len(outputs))]
     nodes = [
-        helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[size // 8] * 2,
-                         strides=[size // 8] * 2),
+        helper.make_node(pool, ["x"], ["p"], kernel_shape=[size // 8] * 2, strides=[size // 8] * 2),
         *[helper.make_node("Conv", ["p", f"w{i}"], [n]) for i, n in enumerate(names)],
-    ]  # fmt: skip
+    ]
     weights = [
         onnx.numpy_helper.from_array(np.ones((c, 3, 1, 1), np.float32), f"w{i}")
         for i, c in enumerate(outputs)
@@ -199,6 +222,10 @@ def _graph_model(path: Path, size: int, outputs: list[int], channels: int = 18) 
         ],
         weights,
     )
+    return _save(graph, path)
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     model.ir_version = 7
     onnx.save(model, str(path))
@@ -213,16 +240,26 @@ def standins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "parsing_atr.onnx", folder / "parsing_lip.onnx"
 
 
-def test_missing_and_unreadable_models_name_the_file(standins, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_and_unreadable_models_name_the_file(standins, tmp_path: Path, backend) -> None:
     atr, lip = standins
     with pytest.raises(CheckpointError, match=r"nowhere\.onnx.*not found"):
-        HumanParser(tmp_path / "nowhere.onnx", lip)
+        HumanParser(tmp_path / "nowhere.onnx", lip, backend=backend)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf at all")
     with pytest.raises(CheckpointError, match=r"garbage\.onnx.*cannot load"):
-        HumanParser(atr, garbage)
+        HumanParser(atr, garbage, backend=backend)
 
 
+def test_a_graph_onnx2torch_cannot_convert_names_the_file(standins, tmp_path: Path) -> None:
+    """LpPool runs in onnxruntime but has no onnx2torch converter."""
+    lp_pool = _graph_model(tmp_path / "lp.onnx", 512, [18, 18, 2], pool="LpPool")
+    HumanParser(lp_pool, standins[1], backend="onnxruntime")
+    with pytest.raises(CheckpointError, match=r"lp\.onnx: onnx2torch cannot convert the ATR"):
+        HumanParser(lp_pool, standins[1], backend="torch")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("slot", "size", "outputs", "problem"),
     [
@@ -233,14 +270,16 @@ def test_missing_and_unreadable_models_name_the_file(standins, tmp_path: Path) -
         ("lip", 473, [20, 18, 2], r"output \[1\] shape"),
     ],
 )
-def test_wrong_signatures_are_checkpoint_errors(standins, tmp_path, slot, size, outputs, problem):
+def test_wrong_signatures_are_checkpoint_errors(
+    standins, tmp_path, slot, size, outputs, problem, backend
+):
     atr, lip = standins
     wrong = _graph_model(tmp_path / "wrong.onnx", size, outputs)
     paths = (wrong, lip) if slot == "atr" else (atr, wrong)
     with pytest.raises(
         CheckpointError, match=rf"wrong\.onnx: not an SCHP {slot.upper()}.*{problem}"
     ):
-        HumanParser(*paths)
+        HumanParser(*paths, backend=backend)
 
 
 def test_the_input_name_is_read_from_the_model(standins, tmp_path: Path) -> None:
@@ -256,10 +295,88 @@ def test_images_of_the_wrong_size_or_mode_are_refused(standins) -> None:
             parser(image)
 
 
-def test_default_providers_end_with_the_cpu() -> None:
-    providers = default_providers()
-    assert providers[-1] == "CPUExecutionProvider"
-    assert providers[0] in ("CUDAExecutionProvider", "CPUExecutionProvider")
+def test_the_cpu_runs_onnxruntime_by_default(standins) -> None:
+    parser = HumanParser(*standins)
+    assert parser.atr.session.get_providers() == ["CPUExecutionProvider"]
+    assert parser.lip.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def _schp_ops_model(path: Path, size: int, classes: int, resize: str) -> Path:
+    """A small graph with every op type of the full-size SCHP export (bench/schp_onnx.py):
+    max-pooled input; a corner of it (Slice) resized back bilinearly (`resize` coordinates) to
+    sizes taken from Shape/Slice/Concat; plus its mean (ReduceMean); then LeakyRelu, Relu and
+    random 1x1 convs to the three outputs."""
+    n = size // 4
+    const = {
+        "starts": np.zeros(2, np.int64),
+        "half": np.array([n // 2, n // 2], np.int64),
+        "axes": np.array([2, 3], np.int64),
+        "hw_at": np.array([2], np.int64),
+        "hw_end": np.array([4], np.int64),
+        "nc": np.array([1, 3], np.int64),
+        "empty": np.zeros(0, np.float32),
+    }
+    nodes = [
+        *[helper.make_node("Constant", [], [k], value=onnx.numpy_helper.from_array(v, k))
+          for k, v in const.items()],
+        helper.make_node("MaxPool", ["input.1"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Slice", ["p", "starts", "half", "axes"], ["corner"]),
+        helper.make_node("Shape", ["p"], ["shape"]),
+        helper.make_node("Slice", ["shape", "hw_at", "hw_end"], ["hw"]),
+        helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["corner", "empty", "empty", "sizes"], ["big"], mode="linear",
+                         coordinate_transformation_mode=resize),
+        helper.make_node("ReduceMean", ["p"], ["mean"], axes=[2, 3], keepdims=1),
+        helper.make_node("Add", ["big", "mean"], ["sum"]),
+        helper.make_node("LeakyRelu", ["sum"], ["leaky"], alpha=0.01),
+        helper.make_node("Relu", ["sum"], ["relu"]),
+        helper.make_node("Concat", ["leaky", "relu"], ["features"], axis=1),
+        *[helper.make_node("Conv", ["features", f"w{i}"], [f"out{i}"]) for i in range(3)],
+    ]  # fmt: skip
+    rng = np.random.default_rng(size)
+    weights = [
+        onnx.numpy_helper.from_array(rng.standard_normal((c, 6, 1, 1)).astype(np.float32), f"w{i}")
+        for i, c in enumerate((classes, classes, 2))
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "schp_ops",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, size, size])],
+        [
+            helper.make_tensor_value_info(f"out{i}", TensorProto.FLOAT, [1, c, n, n])
+            for i, c in enumerate((classes, classes, 2))
+        ],
+        weights,
+    )
+    return _save(graph, path)
+
+
+def test_the_torch_backend_runs_the_schp_ops_as_onnxruntime_quietly(tmp_path: Path) -> None:
+    """onnx2torch's Resize warning (align_corners is exact) and torch's warning about its Slice
+    indexing are silenced; output [1] agrees with onnxruntime within 1e-5 of its scale."""
+    models = [
+        _schp_ops_model(tmp_path / f"{net.lower()}.onnx", size, classes, "align_corners")
+        for net, size, classes in (("ATR", 512, 18), ("LIP", 473, 20))
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = HumanParser(*models, backend="torch")
+        reference = HumanParser(*models, backend="onnxruntime")
+        rng = np.random.default_rng(0)
+        for got, want in ((converted.atr, reference.atr), (converted.lip, reference.lip)):
+            x = rng.standard_normal((want.net.size, want.net.size, 3)).astype(np.float32)
+            expected = want.fusion(x).numpy()  # ~10, so 1e-5 of the output's scale
+            atol = 1e-5 * np.abs(expected).max()
+            np.testing.assert_allclose(got.fusion(x).numpy(), expected, rtol=0, atol=atol)
+    assert not [w for w in caught if "onnx2torch" in w.filename], [str(w) for w in caught]
+
+
+def test_an_inexact_resize_keeps_onnx2torch_s_warning(tmp_path: Path) -> None:
+    """torch has no bilinear resize in ONNX's "asymmetric" coordinates: that warning stays."""
+    atr = _schp_ops_model(tmp_path / "atr.onnx", 512, 18, "asymmetric")
+    lip = _schp_ops_model(tmp_path / "lip.onnx", 473, 20, "align_corners")
+    with pytest.warns(UserWarning, match='"asymmetric" and "align_corners"'):
+        HumanParser(atr, lip, backend="torch")
 
 
 # --- the centroid stand-in --------------------------------------------------------------------

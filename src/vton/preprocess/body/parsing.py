@@ -1,10 +1,10 @@
-"""SCHP human parsing through onnxruntime, reproducing IDM-VTON's `Parsing` (SPEC §3).
+"""SCHP human parsing, reproducing IDM-VTON's `Parsing` (SPEC §3).
 
 Sources (IDM-VTON 0d5f3ec): preprocess/humanparsing/run_parsing.py, parsing_api.py
 (`onnx_inference`, `hole_fill`, `refine_hole`, `get_palette`), datasets/simple_extractor_dataset.py
 and utils/transforms.py (`get_affine_transform`, `transform_logits`).
 
-    parser = HumanParser(atr_onnx, lip_onnx)
+    parser = HumanParser(atr_onnx, lip_onnx, device="cuda")
     labels = parser(image_384x512)           # (512, 384) uint8, labels 0..18 (18 = neck)
     trace = parser.trace(image_384x512)      # the same run with every intermediate kept
 
@@ -12,23 +12,35 @@ Each of the two networks sees the BGR image warped to S x S (ATR 512, LIP 473) a
 output [1] (the fusion logits) is used, upsampled (bilinear, align_corners=True) to S x S and warped
 back to 384 x 512. ATR's argmax gets the upper-clothes hole fill; LIP only decides the neck.
 
+The networks run in onnxruntime on the CPU. On a GPU they run in onnxruntime's CUDA provider where
+it loads (the separate onnxruntime-gpu package), else as the ONNX graphs converted to torch by
+onnx2torch, run by the torch the service has anyway (fp32 without TF32: on an H200, TF32, bf16
+and fp16 changed stand-in labels and were not faster). One pre- and post-processing path serves
+both backends.
+
 Reproduced as the original does it, on purpose:
 * `refine_hole` adds the arm mask to the kept-hole mask in uint8, so an arm pixel inside a kept
   hole's contour wraps 255 + 1 = 0 and becomes upper clothes (4).
 * The hole mask reaches `findContours` as int32: the original builds it from int64 arrays, which
   OpenCV's Python binding converts to int32.
-Deliberate deviations: none in the arithmetic. The sessions may run on CUDA (the original pins
-CPU); outputs are taken by position and the input name is read from the model (the original
-hard-codes "input.1"); ToTensor/Normalize are the same float32 operations written in numpy.
+Deliberate deviations: none in the arithmetic. The networks may run on CUDA (the original pins
+CPU), and in torch their output differs from onnxruntime's by float rounding only; outputs are
+taken by position and the input name is read from the model (the original hard-codes "input.1"),
+and only output [1] is computed; ToTensor/Normalize are the same float32 operations in numpy.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
@@ -36,6 +48,13 @@ from PIL import Image
 
 from vton.errors import CheckpointError, InvalidInput
 from vton.preprocess.body.masks import fill_holes
+from vton.preprocess.body.openpose import ieee_fp32_convs
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["onnxruntime", "torch"]
+"""How the networks run: onnxruntime sessions, or the graphs converted to torch (onnx2torch)."""
+ORT_CUDA = "CUDAExecutionProvider"
 
 IMAGE_SIZE = (384, 512)
 """The size (width, height) `Parsing` is called with (SPEC §0)."""
@@ -134,10 +153,11 @@ def network_input(bgr: np.ndarray, size: int) -> np.ndarray:
     return (warped.astype(np.float32) / np.float32(255) - MEAN_BGR) / STD_BGR
 
 
-def upsample(fusion: np.ndarray, size: int) -> np.ndarray:
-    """`nn.Upsample(size, bilinear, align_corners=True)` of output[1][0]: (C, S, S) float32."""
-    logits = torch.from_numpy(np.ascontiguousarray(fusion)).unsqueeze(0)
-    return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=True)[0].numpy()
+def upsample(fusion: torch.Tensor, size: int) -> np.ndarray:
+    """`nn.Upsample(size, bilinear, align_corners=True)` of output [1] (1, C, S', S') where it
+    ran, then output[1][0] as the original takes it: (C, S, S) float32 on the CPU."""
+    upsampled = F.interpolate(fusion, size=(size, size), mode="bilinear", align_corners=True)
+    return upsampled[0].cpu().numpy()
 
 
 def transform_logits(logits: np.ndarray, size: int) -> np.ndarray:
@@ -212,27 +232,41 @@ class ParsingTrace:
         return self.labels == FACE
 
 
-class _Session:
-    """One onnxruntime session checked against the SCHP signature of `net`."""
+@dataclass(frozen=True)
+class _Value:
+    """A graph input or output as the signature check reads it (onnxruntime's NodeArg fields)."""
 
-    def __init__(self, path: Path, net: _Net, providers: list[str]) -> None:
-        self.path, self.net = Path(path), net
+    name: str
+    shape: list[int | str | None]  # names or None for symbolic dims
+    type: str  # "tensor(float)", ...
+
+
+def _onnx_value(value: onnx.ValueInfoProto) -> _Value:
+    """`value` as onnxruntime describes a graph input or output."""
+    tensor = value.type.tensor_type
+    shape = [
+        d.dim_value if d.HasField("dim_value") else d.dim_param or None for d in tensor.shape.dim
+    ]
+    return _Value(
+        value.name, shape, f"tensor({onnx.TensorProto.DataType.Name(tensor.elem_type)})".lower()
+    )
+
+
+class _Network(ABC):
+    """One SCHP network file, checked against the signature of `net`; a backend runs it."""
+
+    def __init__(self, path: Path, net: _Net, device: torch.device) -> None:
+        self.path, self.net, self.device = Path(path), net, device
         if not self.path.is_file():
             raise CheckpointError(f"{path}: SCHP {net.name} parsing model not found")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise CheckpointError(f"{path}: cannot load the {net.name} ONNX model: {exc}") from exc
-        self.input_name = self._check_signature()
+
+    def _cannot_load(self, exc: Exception) -> CheckpointError:
+        return CheckpointError(f"{self.path}: cannot load the {self.net.name} ONNX model: {exc}")
 
     def _fail(self, what: str) -> CheckpointError:
         return CheckpointError(f"{self.path}: not an SCHP {self.net.name} parsing model: {what}")
 
-    def _check_signature(self) -> str:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+    def _check_signature(self, inputs: list[_Value], outputs: list[_Value]) -> None:
         size = self.net.size
         if len(inputs) != 1:
             raise self._fail(f"{len(inputs)} inputs, expected 1")
@@ -246,15 +280,126 @@ class _Session:
         fusion = outputs[1].shape
         if len(fusion) != 4 or not _dims_match(fusion[:2], (1, self.net.classes)):
             raise self._fail(f"output [1] shape {fusion}, expected [1, {self.net.classes}, H, W]")
-        return inputs[0].name
 
-    def fusion(self, x: np.ndarray) -> np.ndarray:
-        """Output [1] of the network for the HWC input `x`, (1, C, S', S') float32."""
-        batch = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-        out = self.session.run(None, {self.input_name: batch})[1]
+    def fusion(self, x: np.ndarray) -> torch.Tensor:
+        """Output [1] for the HWC input `x`: (1, C, S', S') float32, where the network ran."""
+        out = self._run(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
         if out.ndim != 4 or out.shape[:2] != (1, self.net.classes):
-            raise self._fail(f"output [1] has shape {out.shape}")
+            raise self._fail(f"output [1] has shape {tuple(out.shape)}")
         return out
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> torch.Tensor:
+        """Output [1] for the NCHW float32 `batch`."""
+
+
+class _OrtNetwork(_Network):
+    """The network as an onnxruntime session: on the CPU, or on CUDA through its CUDA provider."""
+
+    def __init__(self, path: Path, net: _Net, device: torch.device) -> None:
+        super().__init__(path, net, device)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        cuda = [(ORT_CUDA, {"device_id": device.index or 0})] if device.type == "cuda" else []
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=[*cuda, "CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise self._cannot_load(exc) from exc
+        inputs, outputs = (
+            [_Value(arg.name, arg.shape, arg.type) for arg in args]
+            for args in (self.session.get_inputs(), self.session.get_outputs())
+        )
+        self._check_signature(inputs, outputs)
+        self.input_name, self.output_name = inputs[0].name, outputs[1].name
+
+    def _run(self, batch: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.session.run([self.output_name], {self.input_name: batch})[0])
+
+
+_SLICE_WARNING = "Using a non-tuple sequence for multidimensional indexing"
+"""onnx2torch's Slice indexes with a list of slices, which torch (2.11 to 2.14 seen) still reads
+as the tuple meant; the announced change would make a tensor of slices: an error, not wrong data."""
+_RESIZE_WARNING = 'For linear and cubic interpolation in "asymmetric" and "align_corners"'
+"""onnx2torch's one warning for both; torch's interpolate matches ONNX's align_corners only."""
+_EXACT_RESIZES = (b"align_corners", b"half_pixel", b"pytorch_half_pixel")
+
+
+def _ignore_onnx2torch_warning(message: str) -> None:
+    warnings.filterwarnings("ignore", message, UserWarning, r"onnx2torch\.")
+
+
+def _resizes_convert_exactly(graph: onnx.GraphProto) -> bool:
+    """Whether every linear or cubic Resize maps onto torch's interpolate (align_corners or half
+    pixel coordinates), so that onnx2torch's Resize warning is harmless for this graph."""
+    resizes = [
+        {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        for node in graph.node
+        if node.op_type == "Resize"
+    ]
+    return all(
+        attrs.get("mode", b"nearest") == b"nearest"
+        or attrs.get("coordinate_transformation_mode", b"half_pixel") in _EXACT_RESIZES
+        for attrs in resizes
+    )
+
+
+def _convert(model: onnx.ModelProto) -> torch.nn.Module:
+    """onnx2torch's module of `model` (given in memory: from a path it writes beside the file)."""
+    from onnx2torch import convert  # imports torchvision's models (~1 s): only for this backend
+
+    with warnings.catch_warnings():
+        if _resizes_convert_exactly(model.graph):
+            _ignore_onnx2torch_warning(_RESIZE_WARNING)
+        return convert(model)
+
+
+class _TorchNetwork(_Network):
+    """The ONNX graph converted to torch by onnx2torch, output [1] alone, on a torch device."""
+
+    def __init__(self, path: Path, net: _Net, device: torch.device) -> None:
+        super().__init__(path, net, device)
+        try:
+            model = onnx.load(str(self.path))
+        except Exception as exc:  # protobuf's DecodeError, OSError
+            raise self._cannot_load(exc) from exc
+        graph = model.graph
+        initializers = {tensor.name for tensor in graph.initializer}
+        self._check_signature(
+            [_onnx_value(value) for value in graph.input if value.name not in initializers],
+            [_onnx_value(value) for value in graph.output],
+        )
+        fusion = onnx.ValueInfoProto()
+        fusion.CopyFrom(graph.output[1])
+        del graph.output[:]
+        graph.output.append(fusion)
+        try:
+            module = _convert(model)
+        except Exception as exc:  # onnx2torch: NotImplementedError, KeyError, ...
+            raise CheckpointError(
+                f"{path}: onnx2torch cannot convert the {net.name} ONNX model: {exc}"
+            ) from exc
+        self.module = module.to(device).eval()
+
+    def _run(self, batch: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode(), ieee_fp32_convs(self.device), warnings.catch_warnings():
+            _ignore_onnx2torch_warning(_SLICE_WARNING)
+            return self.module(torch.from_numpy(batch).to(self.device))
+
+
+def _open(path: Path, net: _Net, device: torch.device, backend: Backend | None) -> _Network:
+    """The network on `device` run by `backend`; by default onnxruntime on the CPU and where its
+    CUDA provider loads, else the graph converted to torch."""
+    if backend is None:
+        backend = "onnxruntime" if device.type == "cpu" else "torch"
+        if device.type == "cuda" and ORT_CUDA in ort.get_available_providers():
+            network = _OrtNetwork(path, net, device)
+            if ORT_CUDA in network.session.get_providers():
+                return network
+            logger.warning("%s: onnxruntime's CUDA provider did not load; using torch", path)
+    return (_TorchNetwork if backend == "torch" else _OrtNetwork)(path, net, device)
 
 
 def _dims_match(dims: tuple | list, expected: tuple[int, ...]) -> bool:
@@ -266,20 +411,23 @@ def _hwc(chw: np.ndarray) -> np.ndarray:
     return np.moveaxis(chw, 0, 2)
 
 
-def default_providers() -> list[str]:
-    """CUDA first when this onnxruntime has it, then CPU."""
-    available = ort.get_available_providers()
-    cuda = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
-    return [*cuda, "CPUExecutionProvider"]
-
-
 class HumanParser:
-    """IDM-VTON's `Parsing`: ATR + LIP SCHP networks -> (512, 384) label map with neck (18)."""
+    """IDM-VTON's `Parsing`: ATR + LIP SCHP networks -> (512, 384) label map with neck (18).
 
-    def __init__(self, atr_path: Path, lip_path: Path, providers: list[str] | None = None) -> None:
-        providers = providers or default_providers()
-        self.atr = _Session(atr_path, ATR, providers)
-        self.lip = _Session(lip_path, LIP, providers)
+    `device` "cpu" runs onnxruntime; "cuda[:N]" onnxruntime's CUDA provider where it loads, else
+    the graphs converted to torch on that GPU. `backend` forces one (the tests: torch on the CPU).
+    """
+
+    def __init__(
+        self,
+        atr_path: Path,
+        lip_path: Path,
+        device: str | torch.device = "cpu",
+        backend: Backend | None = None,
+    ) -> None:
+        device = torch.device(device)
+        self.atr = _open(atr_path, ATR, device, backend)
+        self.lip = _open(lip_path, LIP, device, backend)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """The label map of a 384 x 512 RGB image: (512, 384) uint8, labels 0..18."""
@@ -313,11 +461,11 @@ class HumanParser:
 
     @staticmethod
     def _run(
-        session: _Session, bgr: np.ndarray
+        network: _Network, bgr: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(input HWC, output [1], upsampled CHW, logits CHW in the image frame) of one network."""
-        size = session.net.size
+        size = network.net.size
         x = network_input(bgr, size)
-        fusion = session.fusion(x)
-        upsampled = upsample(fusion[0], size)
-        return x, fusion, upsampled, transform_logits(upsampled, size)
+        fusion = network.fusion(x)
+        upsampled = upsample(fusion, size)
+        return x, fusion.cpu().numpy(), upsampled, transform_logits(upsampled, size)
