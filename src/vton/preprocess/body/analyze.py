@@ -116,10 +116,9 @@ class PersonAnalyzer:
     def load(cls, root: Path, device: str, weights_cache_dir: Path) -> PersonAnalyzer:
         paths = weight_paths(root)
         torch_device = torch.device(device)
-        providers = ["CUDAExecutionProvider"] if torch_device.type == "cuda" else None
         return cls(
             BodyPose(load_body_pose_net(paths["openpose"], torch_device), torch_device),
-            HumanParser(paths["parsing_atr"], paths["parsing_lip"], providers),
+            HumanParser(paths["parsing_atr"], paths["parsing_lip"], torch_device),
             load_densepose(root, device, weights_cache_dir),
             device,
         )
