@@ -3,10 +3,13 @@ the input preparation, and the keypoint choice: the original wrapper next to the
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.numpy import load_file
+from scipy.ndimage import gaussian_filter
 
 from tests.preprocess.body.openpose_cases import (
     CASES,
@@ -23,13 +26,20 @@ from vton.preprocess.body.openpose import (
     decode_maps,
     detector_bodies,
     find_peaks,
+    gaussian_smooth,
     keypoints_from,
     largest_person,
     normalized_candidate,
     original_wrapper,
     person_points,
     prepare_input,
+    resize_map,
 )
+
+CUDA = pytest.param(
+    "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+)
+DEVICES = ["cpu", CUDA]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,8 @@ def test_resized_maps_match_the_probes(name, decoded) -> None:
     probe = load_file(case_dir(name) / "resized_maps_probe.safetensors")
     d = decoded[name]
     for key, arr in (("heatmap_avg", d.heatmap), ("paf_avg", d.paf)):
-        assert arr.dtype == np.float64
+        assert arr.dtype == np.float32  # the original's float64 maps hold exactly these values
+        arr = arr.astype(np.float64)
         assert list(arr.shape) == probe[f"{key}_shape"].tolist(), key
         idx = probe[f"{key}_probe_index"]  # [y, x, c]
         values = arr[idx[:, 0], idx[:, 1], idx[:, 2]]
@@ -114,6 +125,57 @@ def test_keypoints_and_detector_bodies_match_exactly(name, decoded) -> None:
     # the stored bodies are the list the wrapper mutated in place (realigned, first 18 in pixels)
     if (folder / "detector_bodies.json").is_file():
         assert bodies == load_json(folder / "detector_bodies.json")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", case_params(CASES))
+def test_gaussian_smooth_is_scipys_bit_for_bit_on_the_cases(name, device, decoded) -> None:
+    heatmap = decoded[name].heatmap.astype(np.float64)  # heatmap_avg
+    planes = torch.from_numpy(np.ascontiguousarray(heatmap.transpose(2, 0, 1)[:18]))
+    ours = gaussian_smooth(planes.to(device)).cpu().numpy()
+    for part in range(18):
+        assert np.array_equal(ours[part], gaussian_filter(heatmap[:, :, part], sigma=3)), part
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(18, 512, 384), (3, 13, 40), (2, 97, 12)])
+def test_gaussian_smooth_is_scipys_bit_for_bit_on_random_maps(shape, device) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for scale in (1e-6, 1.0, 1e6):
+        maps = rng.standard_normal(shape) * scale
+        maps[0, :5] = 0.25  # flat patches and exact ties
+        ours = gaussian_smooth(torch.from_numpy(maps).to(device)).cpu().numpy()
+        for c in range(shape[0]):
+            assert np.array_equal(ours[c], gaussian_filter(maps[c], sigma=3)), (scale, c)
+
+
+def per_plane_resize(raw: np.ndarray) -> np.ndarray:
+    """body.py's resize as the original runs it: cv2 on one channel plane at a time."""
+    planes = []
+    for plane in raw[0]:
+        big = cv2.resize(plane, (144, 184), interpolation=cv2.INTER_LANCZOS4)
+        big = np.ascontiguousarray(big[:184, :138])
+        planes.append(cv2.resize(big, (384, 512), interpolation=cv2.INTER_LANCZOS4))
+    return np.stack(planes, axis=2)
+
+
+@pytest.mark.parametrize("channels", [38, 19, 5, 2, 1])
+def test_resize_map_is_the_per_plane_resize_on_random_maps(channels) -> None:
+    rng = np.random.default_rng(channels)
+    for scale in (1e-4, 1.0, 1e4):
+        raw = (rng.standard_normal((1, channels, 23, 18)) * scale).astype(np.float32)
+        for maps in (raw, np.maximum(raw, 0)):
+            out = resize_map(maps)
+            assert out.shape == (512, 384, channels) and out.dtype == np.float32
+            assert np.array_equal(out, per_plane_resize(maps)), scale
+
+
+@pytest.mark.parametrize("device", [CUDA])
+@pytest.mark.parametrize("name", case_params(CASES))
+def test_peaks_found_on_the_gpu_match_exactly(name, device, decoded) -> None:
+    expected = load_json(case_dir(name) / "peaks.json")["all_peaks"]
+    peaks = find_peaks(decoded[name].heatmap, device)
+    assert [[list(p) for p in part] for part in peaks] == expected
 
 
 @pytest.mark.parametrize("name", case_params(NET_CASES))
