@@ -17,9 +17,6 @@ numpy's linspace, half-to-even rounding), so the results are bit-identical to it
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -548,43 +545,15 @@ def keypoints_from(
 # --- the model -----------------------------------------------------------------------------------
 
 
-_PRECISION_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def ieee_fp32_convs(device: torch.device) -> Iterator[None]:
-    """cuDNN convolutions in full fp32 while the block runs (CUDA only; a no-op elsewhere).
-
-    PyTorch lets cuDNN use TF32 for fp32 convs by default; on an H200 that moved the random-weights
-    network's outputs by 2.8e-3 relative (1e-5 is the reference's tolerance) and changed n01's
-    keypoints; with TF32 off they matched (4.5e-6) and the keypoints were identical. The flag is
-    process-wide: it is set and restored under a lock, so OpenPose calls do not interleave here.
-    """
-    if device.type != "cuda":
-        yield
-        return
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    with _PRECISION_LOCK:
-        if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9: the new API
-            saved = conv.fp32_precision
-            conv.fp32_precision = "ieee"
-            try:
-                yield
-            finally:
-                conv.fp32_precision = saved
-        else:
-            saved = torch.backends.cudnn.allow_tf32
-            torch.backends.cudnn.allow_tf32 = False
-            try:
-                yield
-            finally:
-                torch.backends.cudnn.allow_tf32 = saved
-
-
 class BodyPose:
     """OpenPose body keypoints of a 384x512 RGB photo: the network on its device (fp32, inference
-    mode, no TF32: ieee_fp32_convs), the peak smoothing there too, the rest of the
-    post-processing on the CPU."""
+    mode), the peak smoothing there too, the rest of the post-processing on the CPU.
+
+    On CUDA the network runs under the process's TF32 setting, as IDM-VTON's own CUDA run does
+    (PyTorch lets cuDNN use TF32 for fp32 convs by default; the engine enables it too). It is not
+    switched here: the flag is process-wide, and flipping it while the engine's fp32 VAE runs on
+    another thread would change try-on images. Reference checks switch TF32 off themselves (on
+    an H200 TF32 moved the random-weights network by 2.8e-3 relative and n01's keypoints)."""
 
     def __init__(self, net: BodyPoseNet, device: str | torch.device | None = None) -> None:
         self.device = torch.device(device) if device is not None else next(net.parameters()).device
@@ -593,7 +562,7 @@ class BodyPose:
     def raw_maps(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """The network's (PAFs, heatmaps) for the photo, float32 numpy on the CPU."""
         x = torch.from_numpy(prepare_input(image)).to(self.device)
-        with torch.inference_mode(), ieee_fp32_convs(self.device):
+        with torch.inference_mode():
             paf, heatmap = self.net(x)
         return paf.float().cpu().numpy(), heatmap.float().cpu().numpy()
 

@@ -14,8 +14,10 @@ back to 384 x 512. ATR's argmax gets the upper-clothes hole fill; LIP only decid
 
 The networks run in onnxruntime on the CPU. On a GPU they run in onnxruntime's CUDA provider where
 it loads (the separate onnxruntime-gpu package), else as the ONNX graphs converted to torch by
-onnx2torch, run by the torch the service has anyway (fp32 without TF32: on an H200, TF32, bf16
-and fp16 changed stand-in labels and were not faster). One pre- and post-processing path serves
+onnx2torch, run by the torch the service has anyway, in fp32 under the process's TF32 setting
+(not switched here: the flag is process-wide and the engine's fp32 VAE shares it). On an H200,
+TF32 left the full-size random models' labels unchanged and was not faster; bf16 and fp16
+changed stand-in labels and were not faster either. One pre- and post-processing path serves
 both backends.
 
 Reproduced as the original does it, on purpose:
@@ -48,7 +50,6 @@ from PIL import Image
 
 from vton.errors import CheckpointError, InvalidInput
 from vton.preprocess.body.masks import fill_holes
-from vton.preprocess.body.openpose import ieee_fp32_convs
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ class _TorchNetwork(_Network):
         self.module = module.to(device).eval()
 
     def _run(self, batch: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode(), ieee_fp32_convs(self.device), warnings.catch_warnings():
+        with torch.inference_mode(), warnings.catch_warnings():
             _ignore_onnx2torch_warning(_SLICE_WARNING)
             return self.module(torch.from_numpy(batch).to(self.device))
 
