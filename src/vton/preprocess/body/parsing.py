@@ -34,6 +34,7 @@ and only output [1] is computed; ToTensor/Normalize are the same float32 operati
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 Backend = Literal["onnxruntime", "torch"]
 """How the networks run: onnxruntime sessions, or the graphs converted to torch (onnx2torch)."""
 ORT_CUDA = "CUDAExecutionProvider"
+ORT_CPU = "CPUExecutionProvider"
 
 IMAGE_SIZE = (384, 512)
 """The size (width, height) `Parsing` is called with (SPEC §0)."""
@@ -304,9 +306,7 @@ class _OrtNetwork(_Network):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         cuda = [(ORT_CUDA, {"device_id": device.index or 0})] if device.type == "cuda" else []
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=[*cuda, "CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(path), options, providers=[*cuda, ORT_CPU])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise self._cannot_load(exc) from exc
         inputs, outputs = (
@@ -347,14 +347,44 @@ def _resizes_convert_exactly(graph: onnx.GraphProto) -> bool:
     )
 
 
-def _convert(model: onnx.ModelProto) -> torch.nn.Module:
-    """onnx2torch's module of `model` (given in memory: from a path it writes beside the file)."""
+def _fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with its shape arithmetic folded into constants (onnxruntime's basic graph
+    optimisations: constant folding, redundant-node removal, ONNX ops only), so that the sizes of
+    Resize and the bounds of Slice are initializers rather than values computed on the device."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "folded.onnx")
+        ort.InferenceSession(model.SerializeToString(), options, providers=[ORT_CPU])
+        return onnx.load(options.optimized_model_filepath)
+
+
+def _shape_arguments_on_the_cpu(module: torch.fx.GraphModule) -> None:
+    """Moves the constant sizes, scales and bounds that Resize and Slice read with `tolist()`
+    back to the CPU: on a GPU each such read waits for the device (~300 waits per call)."""
+    for node in module.graph.nodes:
+        if node.op != "call_module" or node.target is None:
+            continue
+        if type(module.get_submodule(node.target)).__name__ not in ("OnnxResize", "OnnxSlice"):
+            continue
+        for argument in node.args[1:]:
+            if isinstance(argument, torch.fx.Node) and argument.op == "get_attr":
+                owner, _, name = argument.target.rpartition(".")
+                holder = module.get_submodule(owner)
+                holder.register_buffer(name, getattr(holder, name).cpu())
+
+
+def _convert(model: onnx.ModelProto, device: torch.device) -> torch.nn.Module:
+    """onnx2torch's module of `model` (given in memory: from a path it writes beside the file)
+    on `device`, its shape constants folded and kept on the CPU."""
     from onnx2torch import convert  # imports torchvision's models (~1 s): only for this backend
 
     with warnings.catch_warnings():
         if _resizes_convert_exactly(model.graph):
             _ignore_onnx2torch_warning(_RESIZE_WARNING)
-        return convert(model)
+        module = convert(_fold_constants(model)).to(device)
+    _shape_arguments_on_the_cpu(module)
+    return module
 
 
 class _TorchNetwork(_Network):
@@ -377,12 +407,12 @@ class _TorchNetwork(_Network):
         del graph.output[:]
         graph.output.append(fusion)
         try:
-            module = _convert(model)
+            module = _convert(model, device)
         except Exception as exc:  # onnx2torch: NotImplementedError, KeyError, ...
             raise CheckpointError(
                 f"{path}: onnx2torch cannot convert the {net.name} ONNX model: {exc}"
             ) from exc
-        self.module = module.to(device).eval()
+        self.module = module.eval()
 
     def _run(self, batch: np.ndarray) -> torch.Tensor:
         with torch.inference_mode(), warnings.catch_warnings():
