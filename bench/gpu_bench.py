@@ -36,7 +36,7 @@ from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.step import run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnSample
-from vton.scheduler.png import encode_png
+from vton.store.png import encode_png
 
 WARM_UP_SIZES = (1, 2, 3, 4, 8, 10, 16)
 GARMENT_CACHE_BYTES = 40 << 30  # 10 garments x 20 steps x 157 MB at 1024x768, and room

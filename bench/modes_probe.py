@@ -43,7 +43,7 @@ from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.runtime import quiet_model_libraries
 from vton.engine.types import DiffusionOptions, TryOnSample
-from vton.scheduler.png import encode_png
+from vton.store.png import encode_png
 
 STEP_BATCHES = (1, 2, 4, 8)
 

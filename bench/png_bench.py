@@ -1,5 +1,5 @@
 """PNG encoding of a 768 x 1024 try-on result: Pillow at compress level 1 (the baseline) against
-vton.scheduler.png.encode_png (parallel stripes), measured in the same run.
+vton.store.png.encode_png (parallel stripes), measured in the same run.
 
 Run: PYTHONPATH=src:. python bench/png_bench.py [--photo PATH] [--write-results]
 The photo is PATH, else the first .png/.jpg under /work/shared/reference/, else a synthetic one
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bench.results import write_section
-from vton.scheduler import png
+from vton.store import png
 
 REFERENCE = Path("/work/shared/reference")
 SIZE = (768, 1024)

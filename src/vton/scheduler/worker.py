@@ -25,10 +25,10 @@ from vton.scheduler.config import SchedulerConfig
 from vton.scheduler.errors import EngineFailed
 from vton.scheduler.executor import BatchExecutor
 from vton.scheduler.metrics import SchedulerMetrics
-from vton.scheduler.png import encode_png
 from vton.scheduler.result_cache import ResultCache
 from vton.scheduler.types import Batch, DevicePipelines, ItemOutcome, ItemResult, WorkItem, by_job
 from vton.scheduler.work_queue import WorkQueue
+from vton.store.png import encode_png
 
 logger = logging.getLogger(__name__)
 

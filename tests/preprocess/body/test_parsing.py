@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import get_args
 
@@ -35,6 +36,7 @@ from tests.preprocess.body.reference_files import (
 from vton.errors import CheckpointError, InvalidInput
 from vton.preprocess.body.masks import CATEGORIES, mask_location
 from vton.preprocess.body.parsing import (
+    IMAGE_SIZE,
     Backend,
     HumanParser,
     ParsingTrace,
@@ -49,6 +51,7 @@ from vton.preprocess.body.parsing_standin import (
     DEMO_COLOURS,
     write_centroid_parser,
 )
+from vton.preprocess.body.standins import demo_person
 
 BACKENDS = get_args(Backend)
 LIP_EXACT = OPENCV < (5, 0)
@@ -455,3 +458,12 @@ def test_standin_prototypes_are_the_reference_standins(standins, parsing_root: P
         theirs = {t.name: onnx.numpy_helper.to_array(t) for t in reference.graph.initializer}
         np.testing.assert_allclose(ours["prototype_weight"], theirs["Wc"], rtol=1e-6)
         np.testing.assert_allclose(ours["prototype_bias"], theirs["bc"], rtol=1e-6)
+
+
+def test_atr_beside_lip_parses_as_one_after_the_other(standins) -> None:
+    """What a GPU parser does (ATR on a thread beside LIP) gives the sequential parse."""
+    image = demo_person().resize(IMAGE_SIZE, Image.Resampling.BICUBIC)
+    parser = HumanParser(*standins, backend="torch")
+    sequential = parser(image)
+    parser._beside = ThreadPoolExecutor(1)
+    assert np.array_equal(parser(image), sequential)

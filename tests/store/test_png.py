@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vton.scheduler import png
-from vton.scheduler.png import encode_png
+from vton.store import png
+from vton.store.png import encode_png
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -112,3 +112,11 @@ def test_adler32_combines_like_zlibs() -> None:
         first, second = zlib.adler32(data[:split]), zlib.adler32(data[split:])
         combined = png._adler32_combine(first, second, len(data) - split)
         assert combined == zlib.adler32(data)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
+def test_text_goes_into_text_chunks(mode: str) -> None:
+    image = noise("RGB", 96, 160, seed=9).convert(mode)
+    decoded = decode(encode_png(image, {"vton-version": "abc123", "k": "v"}))
+    assert decoded.text == {"vton-version": "abc123", "k": "v"}
+    assert decoded.mode == image.mode and decoded.tobytes() == image.tobytes()

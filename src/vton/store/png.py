@@ -6,8 +6,9 @@ cut into stripes, each converted, filtered, deflated on its own (zlib releases t
 checksummed on a shared thread pool (the caller takes the last stripe). Every stripe but the last
 ends on a byte boundary (Z_SYNC_FLUSH), so the raw deflate streams concatenate into one, which
 takes a zlib header and the adler32 of all the data (combined from the stripes'). Each stripe is
-an IDAT chunk of its own. The output is a standard 8-bit, non-interlaced PNG of the pixels alone:
-image.info's metadata (ICC profile, text, dpi, transparency) is not written.
+an IDAT chunk of its own. The output is a standard 8-bit, non-interlaced PNG of the pixels and
+the `text` given (tEXt chunks): image.info's metadata (ICC profile, text, dpi, transparency) is
+not written.
 
 Every row takes the Up filter. One filter for all rows, level 1, one thread, on a real photo
 (a 720 x 477 JPEG scaled to 768 x 1024), filter + deflate took: None 39 ms, Sub 31, Up 26,
@@ -23,11 +24,12 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 THREADS = min(8, os.cpu_count() or 1)
 """The most stripes one image is cut into; the pool's size."""
@@ -54,16 +56,20 @@ class _Stripe(NamedTuple):
     """The number of filtered bytes."""
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """PNG bytes of the image, favouring speed over size.
+def encode_png(image: Image.Image, text: Mapping[str, str] | None = None) -> bytes:
+    """PNG bytes of the image, favouring speed over size, with `text` as tEXt chunks (Latin-1
+    keywords and values).
 
     "RGB", "RGBA" and "L" images are encoded here, in parallel stripes; any other mode by Pillow
     at compress level 1 (on the calling thread).
     """
     color_type = COLOR_TYPES.get(image.mode)
     if color_type is None:
+        info = PngImagePlugin.PngInfo()
+        for keyword, value in (text or {}).items():
+            info.add_text(keyword, value)
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
+        image.save(buffer, format="PNG", compress_level=1, pnginfo=info)
         return buffer.getvalue()
     image.load()  # once, before the threads read it
     width, height = image.size
@@ -84,6 +90,9 @@ def encode_png(image: Image.Image) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", [ihdr], zlib.crc32(b"IHDR" + ihdr))]
+    for keyword, value in (text or {}).items():
+        data = keyword.encode("latin-1") + b"\0" + value.encode("latin-1")
+        parts += _chunk(b"tEXt", [data], zlib.crc32(b"tEXt" + data))
     for stripe in stripes:
         parts += _chunk(b"IDAT", stripe.pieces, stripe.crc)
     parts += _chunk(b"IEND", [], zlib.crc32(b"IEND"))
