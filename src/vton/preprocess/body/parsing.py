@@ -415,10 +415,12 @@ class _TorchNetwork(_Network):
                 f"{path}: onnx2torch cannot convert the {net.name} ONNX model: {exc}"
             ) from exc
         self.module = module.eval()
+        # For the process, not per call: catch_warnings is not thread-safe, and ATR runs on a
+        # thread beside LIP. The filter matches this message from onnx2torch's code only.
+        _ignore_onnx2torch_warning(_SLICE_WARNING)
 
     def _run(self, batch: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode(), warnings.catch_warnings():
-            _ignore_onnx2torch_warning(_SLICE_WARNING)
+        with torch.inference_mode():
             return self.module(torch.from_numpy(batch).to(self.device))
 
 
