@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
+from vton.cli.preprocess_commands import CropOpt, DeviceOpt, WeightsOpt, analyzer_for
 from vton.config import Settings
 from vton.errors import InvalidInput, VtonError
 from vton.store import Store, open_store
@@ -59,11 +60,9 @@ def register_person_command(
         None, "--mask", help="CATEGORY=PATH (repeatable; default: computed); white = repaint"
     ),
     pose: Path | None = typer.Option(None, "--pose", help="DensePose image (default: computed)"),
-    crop: bool = typer.Option(False, "--crop", help="frame by the centred 3:4 crop"),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="IDM-VTON ckpt/ folder [VTON_PREPROCESS_PATH]"
-    ),
-    device: str = typer.Option("cpu", "--device", help="device for person preprocessing"),
+    crop: CropOpt = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "cpu",
 ) -> None:
     """Register (or replace) a user's person from a photo: the masks of every category and the
     DensePose image are computed from it unless given."""
@@ -73,8 +72,6 @@ def register_person_command(
         masks = {c: _image(p, f"--mask {c}") for c, p in _parse_masks(mask or []).items()}
         analyzer = None
         if not masks or pose is None:
-            from vton.cli.preprocess_commands import analyzer_for
-
             analyzer = analyzer_for(weights, device)
         manifest = register_person(
             _store(),

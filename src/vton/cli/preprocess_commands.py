@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -24,8 +24,21 @@ MODEL_TYPES = ("hd", "dc")
 preprocess_app = typer.Typer(help="Person preprocessing: pose, parsing, masks, DensePose.")
 convert_app = typer.Typer(help="Convert weights to safetensors.")
 
-WEIGHTS_HELP = "IDM-VTON ckpt/ folder [VTON_PREPROCESS_PATH, else {VTON_MODEL_PATH}/ckpt]"
-ORIGINAL_HELP = "reproduce the original's defects (for comparison with IDM-VTON)"
+PhotoArg = Annotated[Path, typer.Argument(help="the person photo")]
+OutOpt = Annotated[Path, typer.Option("--out", help="folder to write into")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="IDM-VTON ckpt/ folder [VTON_PREPROCESS_PATH, else {VTON_MODEL_PATH}/ckpt]",
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
+CropOpt = Annotated[bool, typer.Option("--crop", help="frame by the centred 3:4 crop")]
+OriginalOpt = Annotated[
+    bool,
+    typer.Option("--original", help="reproduce the original's defects (to compare with IDM-VTON)"),
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -105,12 +118,12 @@ def _write_densepose(out: Path, found, image, original: bool) -> None:
 
 @preprocess_app.command("person")
 def person_command(
-    photo: Path = typer.Argument(..., help="the person photo"),
-    out: Path = typer.Option(..., "--out", help="folder to write into"),
-    weights: Path | None = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N"),
-    crop: bool = typer.Option(False, "--crop", help="frame by the centred 3:4 crop"),
-    original: bool = typer.Option(False, "--original", help=ORIGINAL_HELP),
+    photo: PhotoArg,
+    out: OutOpt,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "cpu",
+    crop: CropOpt = False,
+    original: OriginalOpt = False,
 ) -> None:
     """Everything registration computes from a photo: person_768x1024.png, keypoints.json,
     parse.png, {hd,dc}_{category}_mask(_gray).png, hd_*_mask_768x1024.png, densepose.png,
@@ -135,12 +148,18 @@ def person_command(
 
 @preprocess_app.command("mask")
 def mask_command(
-    parse: Path = typer.Option(..., "--parse", help="parse.png (labels 0..18, 384x512)"),
-    keypoints: Path = typer.Option(..., "--keypoints", help='keypoints.json {"pose_keypoints_2d"}'),
-    out: Path = typer.Option(..., "--out", help="folder to write into"),
-    category: list[str] = typer.Option(None, "--category", help="default: every category"),
-    model_type: list[str] = typer.Option(None, "--model-type", help="hd|dc (default: both)"),
-    original: bool = typer.Option(False, "--original", help=ORIGINAL_HELP),
+    parse: Annotated[Path, typer.Option("--parse", help="parse.png (labels 0..18, 384x512)")],
+    keypoints: Annotated[
+        Path, typer.Option("--keypoints", help='keypoints.json {"pose_keypoints_2d": ...}')
+    ],
+    out: OutOpt,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="default: every category")
+    ] = None,
+    model_type: Annotated[
+        list[str] | None, typer.Option("--model-type", help="hd|dc (default: both)")
+    ] = None,
+    original: OriginalOpt = False,
 ) -> None:
     """The original mask rules (get_mask_location) on a parse map and keypoints."""
     from vton.preprocess.body.parsing import read_label_map
@@ -168,12 +187,12 @@ def _read_keypoints(path: Path) -> list[list[float]]:
 
 @preprocess_app.command("densepose")
 def densepose_command(
-    photo: Path = typer.Argument(..., help="the person photo"),
-    out: Path = typer.Option(..., "--out", help="folder to write into"),
-    weights: Path | None = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N"),
-    crop: bool = typer.Option(False, "--crop", help="frame by the centred 3:4 crop"),
-    original: bool = typer.Option(False, "--original", help=ORIGINAL_HELP),
+    photo: PhotoArg,
+    out: OutOpt,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "cpu",
+    crop: CropOpt = False,
+    original: OriginalOpt = False,
 ) -> None:
     """DensePose alone: densepose.png (768x1024), densepose_labels.png (384x512) and
     densepose.json (instances in detection order, boxes in the 384x512 frame, the chosen one)."""
