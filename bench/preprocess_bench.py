@@ -1,7 +1,7 @@
 """Person registration from a photo alone with full-size random weights: ms per phase.
 
     PYTHONPATH=src:. python bench/preprocess_bench.py [--device cuda] [--repeats 10]
-        [--densepose-reference DIR] [--schp DIR] [--out results.json] [--write-results]
+        [--densepose-reference DIR] [--schp DIR] [--out results.json]
 
 Builds IDM-VTON's ckpt/ folder in a temporary directory: OpenPose `body_pose_model.pth` from the
 reference recipe (random, full size), the two SCHP ONNX files from bench/schp_onnx.py (ResNet-101
@@ -222,7 +222,6 @@ def main() -> None:
     parser.add_argument("--densepose-reference", type=Path)
     parser.add_argument("--schp", type=Path, help="folder with parsing_{atr,lip}.onnx")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,14 +256,6 @@ def main() -> None:
     if args.out:
         record = {"device": device_name, "phases_ms": phases, "densepose": dp_rows}
         args.out.write_text(json.dumps(record, indent=1))
-    if args.write_results:
-        from bench.results import write_section
-
-        body = (
-            "## Person registration from a photo (full-size random weights)\n\n"
-            "`PYTHONPATH=src:. python bench/preprocess_bench.py`\n\n" + table
-        )
-        write_section(f"preprocess-bench-{args.device.split(':')[0]}", body)
 
 
 if __name__ == "__main__":
