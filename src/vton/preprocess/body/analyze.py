@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -28,7 +28,13 @@ import torch
 from PIL import Image
 
 from vton.errors import CheckpointError, InvalidInput
-from vton.preprocess.body.densepose import DensePose, DensePoseResult, pose_image, render_pose
+from vton.preprocess.body.densepose import (
+    DensePose,
+    DensePoseResult,
+    matching_instance,
+    pose_image,
+    render_pose,
+)
 from vton.preprocess.body.densepose_weights import load_densepose_net
 from vton.preprocess.body.masks import mask_location, upscale_mask
 from vton.preprocess.body.openpose import BodyPose, Keypoints
@@ -145,7 +151,7 @@ class PersonAnalyzer:
         models = {
             "openpose": partial(self.body_pose, image, original=original),
             "parsing": partial(self.parser, image),
-            "densepose": partial(self._densepose, image, original),
+            "densepose": partial(self.densepose, image),
         }
         with self._lock, _timed(timings, "analysis"):
             if self._pool is None:
@@ -156,7 +162,9 @@ class PersonAnalyzer:
                     for name, run in models.items()
                 }
                 done = {name: future.result() for name, future in futures.items()}
-        keypoints, parse, (found, pose_384) = done["openpose"], done["parsing"], done["densepose"]
+        keypoints, parse, found = done["openpose"], done["parsing"], done["densepose"]
+        found = _paint_the_chosen_person(found, keypoints)
+        pose_384 = render_pose(found, image, original=original)
         log.info(
             "person analysed device=%s people=%d densepose_instances=%d %s",
             self.device,
@@ -166,9 +174,15 @@ class PersonAnalyzer:
         )
         return PersonAnalysis(image, keypoints, parse, found, pose_384, original, timings)
 
-    def _densepose(self, image: Image.Image, original: bool) -> tuple[DensePoseResult, Image.Image]:
-        found = self.densepose(image)
-        return found, render_pose(found, image, original=original)
+
+def _paint_the_chosen_person(found: DensePoseResult, keypoints: Keypoints) -> DensePoseResult:
+    """DensePose's result set to paint the person whose keypoints make the masks (the box of the
+    found keypoints), not merely the largest detection."""
+    found_points = [(x, y) for x, y in keypoints.points if (x, y) != (0, 0)]
+    if not found_points or found.chosen is None:
+        return found
+    xs, ys = zip(*found_points, strict=True)
+    return replace(found, chosen=matching_instance(found, (min(xs), min(ys), max(xs), max(ys))))
 
 
 def _timed_call(timings: dict[str, float], name: str, run: Callable[[], T]) -> T:

@@ -10,10 +10,12 @@ and `DensePoseResultsFineSegmentationVisualizer` as IDM-VTON modified it (PARULA
 already at the int box size, and a box whose int width or height is 0 is not painted.)
 
 Deliberate deviations:
-- `render_pose` paints, by default, the instance with the LARGEST box on black. The original
-  (`original=True`, reproduced exactly) zeroes the whole canvas before each instance, so only the
-  last, lowest-scoring instance above 0.8 survives, often a fragment of the person; and with no
-  instance it returns the grey-scale photo, where the default raises `NoPersonFound`.
+- `render_pose` paints, by default, one chosen instance on black: the LARGEST box, or in
+  registration the instance that matches the person OpenPose chose for the masks
+  (`matching_instance`). The original (`original=True`, reproduced exactly) zeroes the whole
+  canvas before each instance, so only the last, lowest-scoring instance above 0.8 survives,
+  often a fragment of the person; and with no instance it returns the grey-scale photo, where
+  the default raises `NoPersonFound`.
 - U/V charts are not computed: the pose image uses only the part labels.
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.ops import box_iou
 
 from vton.errors import InvalidInput, NoPersonFound
 from vton.preprocess.body.densepose_net import DensePoseNet, Trace, clip_boxes, record
@@ -53,7 +56,7 @@ class DensePoseResult:
     scores: np.ndarray  # (n,) float32
     int_boxes: list[tuple[int, int, int, int]]  # int() of x, y, w, h (w or h may be 0)
     labels: list[np.ndarray]  # (max(h, 1), max(w, 1)) uint8 part labels 0..24 per instance
-    chosen: int | None  # the instance with the largest box area; None without instances
+    chosen: int | None  # the instance painted (largest box; see matching_instance); None: none
 
 
 class DensePose:
@@ -103,6 +106,16 @@ class DensePose:
             labels=labels,
             chosen=int(areas.argmax()) if len(areas) else None,
         )
+
+
+def matching_instance(result: DensePoseResult, box: tuple[float, float, float, float]) -> int:
+    """The instance whose box overlaps `box` (x0, y0, x1, y1, 384x512 frame) most, by IoU; the
+    chosen one when none overlaps it. Registration paints the person OpenPose chose for the masks
+    this way: with several people the largest box can be a detection spanning two of them."""
+    if result.chosen is None:
+        raise NoPersonFound("DensePose found no person in the photo")
+    ious = box_iou(torch.from_numpy(result.boxes).float(), torch.tensor([box]).float())[:, 0]
+    return int(ious.argmax()) if float(ious.max()) > 0 else result.chosen
 
 
 def painted_instance(result: DensePoseResult, *, original: bool = False) -> int | None:
