@@ -18,6 +18,7 @@ def test_health_and_ready(server: LiveServer) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["ready"] and body["modelLoaded"] and body["warmedUp"] and body["storeReachable"]
+    assert body["personPreprocessing"]  # the tiny model's ckpt/ stand-ins
     assert body["devices"] == ["cpu"]
 
 

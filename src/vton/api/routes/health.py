@@ -21,7 +21,8 @@ def health() -> Alive:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """The model is loaded and warmed up and the store answers: 200, else 503."""
+    """The model (and the person preprocessing models, where configured) is loaded and warmed up
+    and the store answers: 200, else 503."""
     service = runtime.service
     if service is None:
         body = Readiness(
@@ -38,6 +39,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         model_loaded=True,
         warmed_up=service.settings.warmup,
         store_reachable=store_ok,
+        person_preprocessing=service.preprocessing,
         devices=[engine.device for engine in service.engines],
         detail=None if store_ok else "the store does not answer",
     )

@@ -16,5 +16,8 @@ class Readiness(ApiModel):
     model_loaded: bool
     warmed_up: bool
     store_reachable: bool
+    person_preprocessing: bool = Field(
+        False, description="A person registers from a photo alone (the weights are loaded)."
+    )
     devices: list[str] = Field(default_factory=list)
     detail: str | None = None
