@@ -116,7 +116,8 @@ def time_registrations(
         total = (time.perf_counter() - started) * 1000.0
         analysis = seen[-1]
         started = time.perf_counter()
-        masks = {c.value: binarize(analysis.working_mask(c.value)) for c in Category}
+        working = analysis.working_masks([c.value for c in Category])
+        masks = {c: binarize(mask) for c, mask in working.items()}
         pose = analysis.pose()
         masks_ms = (time.perf_counter() - started) * 1000.0
         human = fit_photo(photo)[0]

@@ -93,7 +93,9 @@ def register_person(
     binary = {c: fit_mask(mask, f"masks.{c.value}", fit) for c, mask in uploaded.items()}
     pose_fitted = fit_pose(pose, fit) if pose is not None else None
     if analysis is not None:
-        binary = {c: binary.get(c) or binarize(analysis.working_mask(c.value)) for c in Category}
+        wanted = [c.value for c in Category if c not in binary]
+        computed = {c: binarize(m) for c, m in analysis.working_masks(wanted).items()}
+        binary = {c: binary.get(c) or computed[c.value] for c in Category}
         pose_fitted = pose_fitted or analysis.pose()
     assert pose_fitted is not None
     version = new_version()

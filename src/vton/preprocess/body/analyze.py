@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -104,6 +104,11 @@ class PersonAnalysis:
     def working_mask(self, category: str) -> Image.Image:
         """The hd mask as the pipeline receives it: 768 x 1024, bicubic (not binary)."""
         return upscale_mask(self.mask(category)[0])
+
+    def working_masks(self, categories: Sequence[str]) -> dict[str, Image.Image]:
+        """working_mask of each category, side by side (OpenCV and Pillow release the GIL)."""
+        with ThreadPoolExecutor(max(1, len(categories))) as pool:
+            return dict(zip(categories, pool.map(self.working_mask, categories), strict=True))
 
     def pose(self) -> Image.Image:
         """The DensePose image as the pipeline receives it: 768 x 1024 RGB."""
