@@ -1,9 +1,10 @@
 """DensePose weights: detectron2's model-zoo pickle read safely, converted once to safetensors.
 
 `model_final_162be9.pkl` is a pickle `{"model": {name: float32 ndarray}, "__author__": ...}` whose
-names are already detectron2 state_dict names (detectron2 reads it with `pickle.load(f,
-encoding="latin1")`). Here it is read by an unpickler that resolves ONLY the globals that layout
-needs (numpy's array reconstruction, for numpy 1.x and 2.x pickles and protocols 2 to 5,
+names are already detectron2 state_dict names (detectron2 unpickles it with the standard,
+unrestricted loader and latin1 encoding). Here it is read by an unpickler that resolves ONLY the
+globals that layout needs (numpy's array reconstruction, for numpy 1.x and 2.x pickles and
+protocols 2 to 5,
 `_codecs.encode`, `collections.OrderedDict`); any other global is refused by name before anything
 is called. The arrays must all be float32, and the key set must be exactly the model's own (shapes
 included). Deliberate deviations from detectron2, which loads with `strict=False` and only warns:
