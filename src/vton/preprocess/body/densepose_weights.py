@@ -4,10 +4,10 @@
 names are already detectron2 state_dict names (detectron2 unpickles it with the standard,
 unrestricted loader and latin1 encoding). Here it is read by an unpickler that resolves ONLY the
 globals that layout needs (numpy's array reconstruction, for numpy 1.x and 2.x pickles and
-protocols 2 to 5,
-`_codecs.encode`, `collections.OrderedDict`); any other global is refused by name before anything
-is called. The arrays must all be float32, and the key set must be exactly the model's own (shapes
-included). Deliberate deviations from detectron2, which loads with `strict=False` and only warns:
+protocols 2 to 5, `_codecs.encode`, `collections.OrderedDict`); any other global is refused by
+name before anything is called. The arrays must all be float32, and the key set must be exactly
+the model's own (shapes included). Deliberate deviations from detectron2, which loads with
+`strict=False` and only warns:
 - a missing, unexpected or mis-shaped key is an error naming the file and the keys;
 - the buffers 2020-era checkpoints carry (`pixel_mean`, `pixel_std`, the five
   `proposal_generator.anchor_generator.cell_anchors.N`) are accepted and dropped, but only when
