@@ -65,7 +65,7 @@ class Fit(BaseModel):
     def crop_pixels(self) -> tuple[int, int, int, int]:
         """The crop box as Pillow's `crop` rounds it (half-to-even), in the photo's pixels."""
         if self.crop_box is None:
-            return (0, 0, self.original_width, self.original_height)
+            raise ValueError("a letterbox fit has no crop box")
         left, top, right, bottom = (round(v) for v in self.crop_box)
         return left, top, right, bottom
 
