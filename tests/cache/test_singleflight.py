@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vton.cache import MemoryLRU, SingleFlight, TieredCache
+from vton.cache import Lru, SingleFlight, TieredCache
 
 
 def test_fifty_concurrent_calls_one_execution() -> None:
@@ -53,7 +53,7 @@ def test_an_error_reaches_every_waiter_and_the_next_call_retries() -> None:
 
 
 def test_tiered_cache_fifty_concurrent_gets_one_fetch() -> None:
-    cache = TieredCache(MemoryLRU(1 << 20))
+    cache = TieredCache(Lru(1 << 20))
     fetches = 0
     start = threading.Barrier(50)
 

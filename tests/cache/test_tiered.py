@@ -40,7 +40,7 @@ def test_l1_then_l2_then_store(tmp_path: Path) -> None:
     assert get(cache, source) == "pixels"
     assert get(cache, source) == "pixels"
     assert source.fetches == 1
-    cache.l1.invalidate("")
+    cache.l1.clear()
     assert get(cache, source) == "pixels"  # from L2
     assert source.fetches == 1
     stats = cache.stats()
@@ -75,7 +75,7 @@ def test_a_damaged_l2_file_is_dropped_and_fetched_again(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 1000, tmp_path)
     source = Source(b"good")
     get(cache, source)
-    cache.l1.invalidate("")
+    cache.l1.clear()
     next(p for p in tmp_path.rglob("*") if p.is_file()).write_bytes(b"bad on disk")
     assert get(cache, source) == "good"
     assert source.fetches == 2

@@ -23,7 +23,7 @@ def test_sources_per_key_and_version(tmp_path: Path) -> None:
     assert cache.source([("a", "v1")]) == "store"
     cache.get("a", "v1", fetch, decode)
     assert cache.source([("a", "v1")]) == "memory"
-    cache.l1.invalidate("a")
+    cache.l1.discard("a")
     cache.get("a", "v1", fetch, decode)
     assert cache.source([("a", "v1")]) == "disk"
     assert fetches == ["a"]

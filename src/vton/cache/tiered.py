@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from vton.cache.disk import DiskLRU
-from vton.cache.memory import MISS, MemoryLRU
+from vton.cache.lru import Lru
 from vton.cache.singleflight import SingleFlight
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ Decode = Callable[[bytes], tuple[T, int]]
 
 
 class TieredCache:
-    def __init__(self, l1: MemoryLRU, l2: DiskLRU | None = None) -> None:
+    def __init__(self, l1: Lru[str, object], l2: DiskLRU | None = None) -> None:
         self.l1 = l1
         self.l2 = l2
         self._flight = SingleFlight()
@@ -31,19 +31,19 @@ class TieredCache:
     @classmethod
     def create(cls, l1_bytes: int, l2_bytes: int, l2_folder: Path) -> TieredCache:
         """L1 of `l1_bytes`; L2 in `l2_folder` of `l2_bytes`, or none if that is 0."""
-        return cls(MemoryLRU(l1_bytes), DiskLRU(l2_folder, l2_bytes) if l2_bytes else None)
+        return cls(Lru(l1_bytes), DiskLRU(l2_folder, l2_bytes) if l2_bytes else None)
 
     def get(self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]) -> T:
         """The object for `key` at `version`, loading it at most once however many ask at once."""
         value = self.l1.get(key, version)
-        if value is not MISS:
-            return value
+        if value is not None:
+            return value  # type: ignore[return-value]
         return self._flight.do((key, version), lambda: self._load(key, version, fetch, decode))
 
     def _load(self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]) -> T:
         value = self.l1.peek(key, version)  # a load that finished since our L1 miss
-        if value is not MISS:
-            return value
+        if value is not None:
+            return value  # type: ignore[return-value]
         decoded = None
         data = self.l2.get(key, version) if self.l2 else None
         if data is not None:
@@ -59,12 +59,12 @@ class TieredCache:
             if self.l2:
                 self.l2.put(key, version, data)
         value, nbytes = decoded
-        self.l1.put(key, version, value, nbytes)
+        self.l1.put(key, value, version, nbytes)
         return value
 
     def invalidate(self, prefix: str) -> None:
         """Forgets every key under `prefix` in both levels (versions make this a space matter)."""
-        self.l1.invalidate(prefix)
+        self.l1.invalidate(lambda key: key.startswith(prefix))
         if self.l2:
             self.l2.invalidate(prefix)
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
 from vton.cache import TieredCache
-from vton.cache.memory import MISS
 
 T = TypeVar("T")
 Source = Literal["memory", "disk", "store"]
@@ -30,7 +29,7 @@ class ObservedCache(TieredCache):
         self._sources_lock = threading.Lock()
 
     def get(self, key: str, version: str, fetch: Callable[[], bytes], decode) -> T:  # type: ignore[override]
-        if self.l1.peek(key, version) is not MISS:
+        if self.l1.peek(key, version) is not None:
             source: Source = "memory"
             value = super().get(key, version, fetch, decode)
         else:
