@@ -14,7 +14,7 @@ from io import BytesIO
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -45,6 +45,7 @@ def decode_png(key: str, data: bytes, mode: str) -> tuple[Image.Image, str | Non
     try:
         image = Image.open(BytesIO(data), formats=["PNG"])
         image.load()  # decodes now, so a cached image is never decoded lazily by two threads
+        assert isinstance(image, PngImagePlugin.PngImageFile)  # formats=["PNG"]
         version = image.text.get(VERSION_FIELD)
         return (image if image.mode == mode else image.convert(mode)), version
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

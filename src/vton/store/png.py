@@ -112,7 +112,7 @@ def _encode_stripe(image: Image.Image, top: int, bottom: int, last: bool) -> _St
         filtered[0, 1:] = rows[0]
         done = 1
     np.subtract(rows[1:], rows[:-1], out=filtered[done:, 1:])
-    data = memoryview(filtered.reshape(-1))
+    data = filtered.reshape(-1).data
 
     deflate = zlib.compressobj(level=1, method=zlib.DEFLATED, wbits=-15)
     pieces = [_ZLIB_HEADER] if top == 0 else []

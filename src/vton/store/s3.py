@@ -95,7 +95,7 @@ class S3Store(Store):
 
     def list(self, prefix: str) -> Iterator[str]:
         full = self.prefix + check_prefix(prefix)
-        keys = []
+        keys: list[str] = []
         with self._errors("listing", prefix):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -153,14 +153,16 @@ class PersonAnalyzer:
         and the analysis' wall time ("analysis")."""
         image = model_image(human_img)
         timings: dict[str, float] = {}
-        models = {
+        models: dict[str, Callable[[], Any]] = {
             "openpose": partial(self.body_pose, image, original=original),
             "parsing": partial(self.parser, image),
             "densepose": partial(self.densepose, image),
         }
         with self._lock, _timed(timings, "analysis"):
             if self._pool is None:
-                done = {name: _timed_call(timings, name, run) for name, run in models.items()}
+                done: dict[str, Any] = {
+                    name: _timed_call(timings, name, run) for name, run in models.items()
+                }
             else:
                 futures = {
                     name: self._pool.submit(_timed_call, timings, name, run)

@@ -168,7 +168,9 @@ def resize_shortest_edge(bgr: np.ndarray) -> np.ndarray:
         scale = MAX_SIZE_TEST * 1.0 / max(newh, neww)
         newh, neww = newh * scale, neww * scale
     size = (int(neww + 0.5), int(newh + 0.5))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(bgr)).resize(size, Image.BILINEAR))
+    return np.asarray(
+        Image.fromarray(np.ascontiguousarray(bgr)).resize(size, Image.Resampling.BILINEAR)
+    )
 
 
 def _chart_labels(

@@ -69,6 +69,11 @@ class Detections:
 class FrozenBatchNorm2d(nn.Module):
     """detectron2's FrozenBN as it runs without autograd: `F.batch_norm(training=False)`."""
 
+    weight: Tensor
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.register_buffer("weight", torch.ones(channels))
@@ -171,8 +176,8 @@ class FPN(nn.Module):
         res = self.bottom_up(x)
         for stage, r in zip(range(2, 6), res, strict=True):
             record(trace, f"backbone.res{stage}", r)
-        prev = self.fpn_lateral5(res[3])
-        outs = [self.fpn_output5(prev)]
+        prev = self.get_submodule("fpn_lateral5")(res[3])
+        outs = [self.get_submodule("fpn_output5")(prev)]
         for stage in (4, 3, 2):
             top_down = F.interpolate(prev, scale_factor=2.0, mode="nearest")
             prev = getattr(self, f"fpn_lateral{stage}")(res[stage - 2]) + top_down
@@ -269,7 +274,7 @@ class Decoder(nn.Module):
         self.predictor = nn.Conv2d(c, c, 1)
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        x = self.p2(features[0])
+        x = self.get_submodule("p2")(features[0])
         for stage, f in zip(range(3, 6), features[1:4], strict=True):
             x = x + getattr(self, f"p{stage}")(f)
         return self.predictor(x)

@@ -127,7 +127,7 @@ class BodyPoseNet(nn.Module):
         # (model0, model1_1..model6_1, model1_2..model6_2), hence the checkpoint's key order.
         self._trunk: list[str | None] = []
         for layer in _TRUNK:
-            if layer == "pool":
+            if isinstance(layer, str):  # "pool"
                 self._trunk.append(None)
             else:
                 self._trunk.append(conv(*layer, io=frozenset({3})))

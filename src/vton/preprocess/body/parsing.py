@@ -371,7 +371,7 @@ def _shape_arguments_on_the_cpu(module: torch.fx.GraphModule) -> None:
             continue
         for argument in node.args[1:]:
             if isinstance(argument, torch.fx.Node) and argument.op == "get_attr":
-                owner, _, name = argument.target.rpartition(".")
+                owner, _, name = str(argument.target).rpartition(".")
                 holder = module.get_submodule(owner)
                 holder.register_buffer(name, getattr(holder, name).cpu())
 
