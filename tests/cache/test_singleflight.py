@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from vton.cache import Lru, SingleFlight, TieredCache
+
+T = TypeVar("T")
 
 
 def test_fifty_concurrent_calls_one_execution() -> None:
@@ -52,10 +57,27 @@ def test_an_error_reaches_every_waiter_and_the_next_call_retries() -> None:
     assert flight.do("k", lambda: "fresh") == "fresh"
 
 
-def test_tiered_cache_fifty_concurrent_gets_one_fetch() -> None:
+def at_once(n: int, call: Callable[[], T]) -> list[T]:
+    """`call` on `n` threads released together."""
+    start = threading.Barrier(n)
+
+    def released() -> T:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(released) for _ in range(n)]
+        return [f.result() for f in futures]
+
+
+def decode(data: bytes) -> tuple[str, int]:
+    return data.decode(), len(data)
+
+
+def test_tiered_cache_fifty_concurrent_gets_one_fetch_all_from_the_store() -> None:
+    """Who waited for another's load reports that load's source: its wait was the store's."""
     cache = TieredCache(Lru(1 << 20))
     fetches = 0
-    start = threading.Barrier(50)
 
     def fetch() -> bytes:
         nonlocal fetches
@@ -63,11 +85,22 @@ def test_tiered_cache_fifty_concurrent_gets_one_fetch() -> None:
         time.sleep(0.2)
         return b"bytes"
 
-    def get() -> str:
-        start.wait()
-        return cache.get("users/u1/k", "v1", fetch, lambda b: (b.decode(), len(b)))
-
-    with ThreadPoolExecutor(50) as pool:
-        assert set(pool.map(lambda _: get(), range(50))) == {"bytes"}
+    found = at_once(50, lambda: cache.get("users/u1/k", "v1", fetch, decode))
+    assert found == [("bytes", "store")] * 50
     assert fetches == 1
+    assert cache.stats()["coalesced_total"] == 49
     assert cache.stats()["store_loads_total"] == 1
+
+
+def test_tiered_cache_waiters_for_a_disk_load_report_disk(tmp_path: Path) -> None:
+    cache = TieredCache.create(1 << 20, 1 << 20, tmp_path)
+    cache.get("users/u1/k", "v1", lambda: b"bytes", decode)
+    cache.l1.clear()
+
+    def slow_decode(data: bytes) -> tuple[str, int]:
+        time.sleep(0.2)
+        return decode(data)
+
+    found = at_once(50, lambda: cache.get("users/u1/k", "v1", lambda: b"never", slow_decode))
+    assert found == [("bytes", "disk")] * 50
+    assert cache.stats()["l2_hits_total"] == 1

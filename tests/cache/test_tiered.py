@@ -1,4 +1,4 @@
-"""L1 over L2 over the store: hits, misses, versions, and what is never cached."""
+"""L1 over L2 over the store: hits, misses, sources, versions, and what is never cached."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from vton.cache import TieredCache
+from vton.cache import Source, TieredCache, slowest
 from vton.errors import CorruptArtifact
 
 KEY = "users/u1/vton-cache/upper/human_img.png"
 
 
-class Source:
+class Stored:
     """A fake store object: counts fetches; `decode` refuses bytes starting with `bad`."""
 
     def __init__(self, data: bytes) -> None:
@@ -30,19 +30,19 @@ class Source:
         return data.decode(), len(data)
 
 
-def get(cache: TieredCache, source: Source, version: str = "v1") -> str:
-    return cache.get(KEY, version, source.fetch, source.decode)
+def get(cache: TieredCache, stored: Stored, version: str = "v1") -> str:
+    return cache.get(KEY, version, stored.fetch, stored.decode).value
 
 
 def test_l1_then_l2_then_store(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 1000, tmp_path)
-    source = Source(b"pixels")
-    assert get(cache, source) == "pixels"
-    assert get(cache, source) == "pixels"
-    assert source.fetches == 1
+    stored = Stored(b"pixels")
+    assert cache.get(KEY, "v1", stored.fetch, stored.decode) == ("pixels", "store")
+    assert cache.get(KEY, "v1", stored.fetch, stored.decode) == ("pixels", "memory")
+    assert stored.fetches == 1
     cache.l1.clear()
-    assert get(cache, source) == "pixels"  # from L2
-    assert source.fetches == 1
+    assert cache.get(KEY, "v1", stored.fetch, stored.decode) == ("pixels", "disk")
+    assert stored.fetches == 1
     stats = cache.stats()
     assert (stats["l1_hits_total"], stats["l1_misses_total"]) == (1, 2)
     assert (stats["l2_hits_total"], stats["l2_misses_total"]) == (1, 1)
@@ -51,38 +51,45 @@ def test_l1_then_l2_then_store(tmp_path: Path) -> None:
 
 def test_a_new_version_is_loaded_again(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 1000, tmp_path)
-    source = Source(b"old")
-    assert get(cache, source, "v1") == "old"
-    source.data = b"new"
-    assert get(cache, source, "v2") == "new"
-    assert get(cache, source, "v2") == "new"
-    assert source.fetches == 2
+    stored = Stored(b"old")
+    assert get(cache, stored, "v1") == "old"
+    stored.data = b"new"
+    assert get(cache, stored, "v2") == "new"
+    assert get(cache, stored, "v2") == "new"
+    assert stored.fetches == 2
 
 
 def test_corrupt_bytes_are_not_cached(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 1000, tmp_path)
-    source = Source(b"bad bytes")
+    stored = Stored(b"bad bytes")
     for _ in range(2):
         with pytest.raises(CorruptArtifact, match="human_img"):
-            get(cache, source)
-    assert source.fetches == 2
+            get(cache, stored)
+    assert stored.fetches == 2
     assert cache.l1.lru_order() == [] and cache.l2 is not None and cache.l2.lru_order() == []
-    source.data = b"fixed"
-    assert get(cache, source) == "fixed"
+    stored.data = b"fixed"
+    assert get(cache, stored) == "fixed"
 
 
 def test_a_damaged_l2_file_is_dropped_and_fetched_again(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 1000, tmp_path)
-    source = Source(b"good")
-    get(cache, source)
+    stored = Stored(b"good")
+    get(cache, stored)
     cache.l1.clear()
     next(p for p in tmp_path.rglob("*") if p.is_file()).write_bytes(b"bad on disk")
-    assert get(cache, source) == "good"
-    assert source.fetches == 2
+    assert cache.get(KEY, "v1", stored.fetch, stored.decode) == ("good", "store")
+    assert stored.fetches == 2
 
 
 def test_without_l2(tmp_path: Path) -> None:
     cache = TieredCache.create(1000, 0, tmp_path / "unused")
     assert cache.l2 is None
-    assert get(cache, Source(b"x")) == "x"
+    assert get(cache, Stored(b"x")) == "x"
     assert "l2_hits_total" not in cache.stats()
+
+
+def test_slowest_source() -> None:
+    everything: list[Source] = ["memory", "store", "disk"]
+    assert slowest(everything) == "store"
+    assert slowest(["disk", "memory"]) == "disk"
+    assert slowest([]) == "memory"

@@ -50,6 +50,25 @@ def test_gather_pairs_each_garment_with_its_category(
     assert forced.person.cache_key == f"{ROOT}upper/@{person.version}"
 
 
+def test_each_person_and_garment_says_where_its_artifacts_came_from(
+    artifact_store: Store, loader: ArtifactLoader
+) -> None:
+    photo, masks, pose = person_inputs(0)
+    register_person(artifact_store, "u1", photo, masks, pose, framing="crop")
+    register_garment(artifact_store, FakeTextEncoder(), "u1", "top", random_image(5), "t", "upper")
+
+    def sources() -> tuple[str, str]:
+        inputs = loader.gather("u1", ["top"])[0]
+        return inputs.person.source, inputs.garment.source
+
+    assert sources() == ("store", "store")
+    assert sources() == ("memory", "memory")
+    loader.cache.l1.discard(keys.person_photo("u1"))  # the photo counts, as the slowest part
+    assert sources() == ("disk", "memory")
+    loader.cache.l1.discard(keys.text("u1", "top"))
+    assert sources() == ("memory", "disk")
+
+
 def test_missing_person_and_garment_are_both_named(
     artifact_store: Store, loader: ArtifactLoader
 ) -> None:

@@ -3,6 +3,6 @@
 from vton.cache.disk import DiskLRU
 from vton.cache.lru import Lru
 from vton.cache.singleflight import SingleFlight
-from vton.cache.tiered import TieredCache
+from vton.cache.tiered import Found, Source, TieredCache, slowest
 
-__all__ = ["DiskLRU", "Lru", "SingleFlight", "TieredCache"]
+__all__ = ["DiskLRU", "Found", "Lru", "SingleFlight", "Source", "TieredCache", "slowest"]

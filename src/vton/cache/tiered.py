@@ -2,15 +2,17 @@
 
 The cache does not know what the bytes mean: each lookup brings a `fetch` (bytes from the store)
 and a `decode` (bytes -> object and its size in bytes). A decode error is raised to every waiter
-and nothing is cached; bytes from L2 that no longer decode are dropped and fetched again.
+and nothing is cached; bytes from L2 that no longer decode are dropped and fetched again. Each
+lookup answers with where its value came from; a lookup that waited for another's load answers
+with that load's source.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 from vton.cache.disk import DiskLRU
 from vton.cache.lru import Lru
@@ -18,6 +20,20 @@ from vton.cache.singleflight import SingleFlight
 
 T = TypeVar("T")
 Decode = Callable[[bytes], tuple[T, int]]
+
+Source = Literal["memory", "disk", "store"]
+"""Where a lookup found its value: L1, L2, or a fetch from the store."""
+_FASTEST_FIRST: tuple[Source, ...] = ("memory", "disk", "store")
+
+
+class Found(NamedTuple, Generic[T]):
+    value: T
+    source: Source
+
+
+def slowest(sources: Iterable[Source]) -> Source:
+    """The slowest of `sources` ("memory" if there are none)."""
+    return max(sources, key=_FASTEST_FIRST.index, default="memory")
 
 
 class TieredCache:
@@ -33,17 +49,22 @@ class TieredCache:
         """L1 of `l1_bytes`; L2 in `l2_folder` of `l2_bytes`, or none if that is 0."""
         return cls(Lru(l1_bytes), DiskLRU(l2_folder, l2_bytes) if l2_bytes else None)
 
-    def get(self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]) -> T:
-        """The object for `key` at `version`, loading it at most once however many ask at once."""
+    def get(
+        self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]
+    ) -> Found[T]:
+        """The object for `key` at `version` and its source, loading it at most once however
+        many ask at once."""
         value = self.l1.get(key, version)
         if value is not None:
-            return value  # type: ignore[return-value]
+            return Found(value, "memory")  # type: ignore[arg-type]
         return self._flight.do((key, version), lambda: self._load(key, version, fetch, decode))
 
-    def _load(self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]) -> T:
+    def _load(
+        self, key: str, version: str, fetch: Callable[[], bytes], decode: Decode[T]
+    ) -> Found[T]:
         value = self.l1.peek(key, version)  # a load that finished since our L1 miss
         if value is not None:
-            return value  # type: ignore[return-value]
+            return Found(value, "memory")  # type: ignore[arg-type]
         decoded = None
         data = self.l2.get(key, version) if self.l2 else None
         if data is not None:
@@ -51,7 +72,10 @@ class TieredCache:
                 decoded = decode(data)
             except Exception:  # a damaged cache file: the store has the truth
                 self.l2.discard(key)
-        if decoded is None:
+        if decoded is not None:
+            source: Source = "disk"
+        else:
+            source = "store"
             data = fetch()
             with self._lock:
                 self.loads += 1
@@ -60,7 +84,7 @@ class TieredCache:
                 self.l2.put(key, version, data)
         value, nbytes = decoded
         self.l1.put(key, value, version, nbytes)
-        return value
+        return Found(value, source)
 
     def invalidate(self, prefix: str) -> None:
         """Forgets every key under `prefix` in both levels (versions make this a space matter)."""

@@ -1,5 +1,6 @@
 """Loading what a try-on needs: manifests first (they name the versions), then every artifact
 in parallel on a bounded pool, each through the caches (L1, L2, one load per key in flight).
+Each person and garment says where its artifacts came from: the slowest source among them.
 
     gather(user_id, [c1, c2])  ->  [TryOnInputs(person for c1's category, garment c1), ...]
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from vton.cache import TieredCache
+from vton.cache import Found, Source, TieredCache, slowest
 from vton.config import Settings
 from vton.engine.types import TextEmbeddings
 from vton.errors import CorruptArtifact, InvalidInput, NotRegistered, StoreUnavailable
@@ -46,8 +47,9 @@ class PersonArtifacts:
     mask: Image.Image
     mask_gray: Image.Image
     pose: Image.Image
-    photo: Image.Image | None = None
+    photo: Image.Image | None
     """The original photo, for persons in the crop framing (results go back into it)."""
+    source: Source
 
     @property
     def cache_key(self) -> str:
@@ -64,6 +66,7 @@ class GarmentArtifacts:
     description: str
     image: Image.Image
     text: TextEmbeddings
+    source: Source
 
     @property
     def cache_key(self) -> str:
@@ -199,37 +202,44 @@ class ArtifactLoader:
         if with_photo:
             photo_key = keys.person_photo(user_id)
             loads.append(self._load(photo_key, person.version, decode_image, "RGB"))
-        loaded = self._run(loads)
-        photo = loaded.pop() if with_photo else None
-        loaded = iter(loaded)
+        found: list[Found[Any]] = self._run(loads)
+        photo = [found.pop()] if with_photo else []
+        loaded = iter(found)
 
         # 3. Assembly, in the order of `loads`.
-        persons = {
-            c: PersonArtifacts(
+        persons: dict[Category, PersonArtifacts] = {}
+        for c in wanted:
+            images = {name: next(loaded) for name in IMAGE_MODES}
+            persons[c] = PersonArtifacts(
                 user_id,
                 c,
                 person.version,
                 person.fit,
-                **{n: next(loaded) for n in IMAGE_MODES},
-                photo=photo,
+                **{name: image.value for name, image in images.items()},
+                photo=photo[0].value if photo else None,
+                source=slowest(f.source for f in [*images.values(), *photo]),
             )
-            for c in wanted
-        }
-        return [
-            TryOnInputs(
-                persons[category],
-                GarmentArtifacts(
-                    user_id, c, m.version, m.category, m.description, next(loaded), next(loaded)
-                ),
+        inputs: list[TryOnInputs] = []
+        for category, c, m in zip(categories, clothing_ids, garments, strict=True):
+            image, text = next(loaded), next(loaded)
+            garment = GarmentArtifacts(
+                user_id,
+                c,
+                m.version,
+                m.category,
+                m.description,
+                image.value,
+                text.value,
+                slowest([image.source, text.source]),
             )
-            for category, c, m in zip(categories, clothing_ids, garments, strict=True)
-        ]
+            inputs.append(TryOnInputs(persons[category], garment))
+        return inputs
 
     def _load(
         self, key: str, version: str, decode: Callable[..., tuple[Any, int]], *args: Any
-    ) -> Callable[[], Any]:
-        """A task that gets `key` at `version` through the caches; `decode(*args, key, version,
-        data)` turns the stored bytes into the cached object."""
+    ) -> Callable[[], Found[Any]]:
+        """A task that gets `key` at `version` (and its source) through the caches;
+        `decode(*args, key, version, data)` turns the stored bytes into the cached object."""
         return partial(
             self.cache.get,
             key,

@@ -15,6 +15,7 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 
+from vton.cache import TieredCache
 from vton.config import Settings
 from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.engine.text import PromptEncoder
@@ -30,7 +31,6 @@ from vton.service.engine import (
     prepare_worker_thread,
     resolve_devices,
 )
-from vton.service.hits import ObservedCache
 from vton.service.results import StoreResultCache
 from vton.service.tryon import TryOnService
 from vton.store import open_store
@@ -63,7 +63,7 @@ class Service:
         engines = [load(settings, device) for device in devices]
         analyzers = load_analyzers(settings, devices)
         store = open_store(settings)
-        cache = ObservedCache.create(
+        cache = TieredCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
         )
         loader = ArtifactLoader(store, cache, settings.load_workers)
@@ -85,7 +85,6 @@ class Service:
         scheduler.start()  # returns once every device has warmed up on its worker thread
         tryons = TryOnService(
             loader,
-            cache,
             scheduler,
             model_identity(settings, engines),
             (settings.width, settings.height),

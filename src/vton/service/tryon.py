@@ -20,6 +20,7 @@ from typing import Literal
 
 from PIL import Image
 
+from vton.cache import Source, slowest
 from vton.engine.types import DiffusionOptions, SchedulerName, TryOnSample
 from vton.errors import InvalidInput, NotRegistered, StoreUnavailable, VtonError
 from vton.preprocess import ArtifactLoader, TryOnInputs
@@ -28,9 +29,7 @@ from vton.preprocess.inputs import check_description
 from vton.preprocess.person import fit_mask, fit_pose
 from vton.scheduler import ItemResult, Job, JobState, ResultKey, Scheduler
 from vton.service.finish import Finish, Framing
-from vton.service.hits import ObservedCache, Source
 from vton.service.results import result_cache_key
-from vton.store import keys
 from vton.store.ids import Category
 
 Kind = Literal["single", "batch", "inline"]
@@ -114,16 +113,13 @@ class TryOnService:
     def __init__(
         self,
         loader: ArtifactLoader,
-        hits: ObservedCache,
         scheduler: Scheduler,
         model_id: str,
         size: tuple[int, int],
         keep_s: float,
     ) -> None:
-        """hits: the loader's cache; size: the working (width, height); keep_s: how long a
-        try-on stays readable by id."""
+        """size: the working (width, height); keep_s: how long a try-on stays readable by id."""
         self.loader = loader
-        self.hits = hits
         self.scheduler = scheduler
         self.model_id = model_id
         self.width, self.height = size
@@ -288,21 +284,8 @@ class TryOnService:
             person.photo,
         )
 
-    def _sources(self, gathered: list[TryOnInputs]) -> dict[str, Source]:
+    @staticmethod
+    def _sources(gathered: list[TryOnInputs]) -> dict[str, Source]:
         """Where the person's and each garment's artifacts came from (the slowest of each)."""
-        person = gathered[0].person
-        person_keys = {
-            (keys.person_image(person.user_id, i.person.category, name), person.version)
-            for i in gathered
-            for name in keys.PERSON_IMAGES
-        }
-        sources: dict[str, Source] = {"person": self.hits.source(person_keys)}
-        for i in gathered:
-            g = i.garment
-            sources[g.clothing_id] = self.hits.source(
-                [
-                    (keys.garment_image(g.user_id, g.clothing_id), g.version),
-                    (keys.text(g.user_id, g.clothing_id), g.version),
-                ]
-            )
-        return sources
+        sources: dict[str, Source] = {"person": slowest(i.person.source for i in gathered)}
+        return sources | {i.garment.clothing_id: i.garment.source for i in gathered}
