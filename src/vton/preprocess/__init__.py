@@ -1,7 +1,7 @@
 """Registration of persons and garments, loading what a try-on needs, and store migration.
 
 For the API layer:
-    loader = ArtifactLoader.from_settings(settings)          # store + L1/L2 caches + pool
+    loader = ArtifactLoader(store, TieredCache.create(...))  # store + L1/L2 caches + pool
     loader.gather(user_id, [clothing_id, ...]) -> list[TryOnInputs]
     register_person(loader.store, user_id, photo, {"upper_body": mask}, pose); loader.forget_person
     register_garment(loader.store, PromptEncoder(model), user_id, clothing_id, photo, text, cat)

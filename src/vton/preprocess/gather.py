@@ -17,14 +17,13 @@ from typing import Any
 from PIL import Image
 
 from vton.cache import Found, Source, TieredCache, slowest
-from vton.config import Settings
 from vton.engine.types import TextEmbeddings
 from vton.errors import CorruptArtifact, InvalidInput, NotRegistered, StoreUnavailable
 from vton.preprocess.fit import Fit
 from vton.preprocess.garment import decode_text
 from vton.preprocess.manifest import GarmentManifest, PersonManifest
 from vton.preprocess.person import IMAGE_MODES
-from vton.store import keys, open_store
+from vton.store import keys
 from vton.store.base import MissingObject, Store
 from vton.store.codecs import decode_png
 from vton.store.ids import Category, check_id
@@ -51,27 +50,15 @@ class PersonArtifacts:
     """The original photo, for persons in the crop framing (results go back into it)."""
     source: Source
 
-    @property
-    def cache_key(self) -> str:
-        """Names these artifacts at this version (for TryOnSample.person_key)."""
-        return f"{keys.person_folder(self.user_id, self.category)}@{self.version}"
-
 
 @dataclass(frozen=True)
 class GarmentArtifacts:
     user_id: str
     clothing_id: str
     version: str
-    category: Category
-    description: str
     image: Image.Image
     text: TextEmbeddings
     source: Source
-
-    @property
-    def cache_key(self) -> str:
-        """Names these artifacts at this version (for TryOnSample.garment_key)."""
-        return f"{keys.garment_manifest(self.user_id, self.clothing_id)}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -109,13 +96,6 @@ class ArtifactLoader:
         self.store = store
         self.cache = cache
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vton-load")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ArtifactLoader:
-        cache = TieredCache.create(
-            settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
-        )
-        return cls(open_store(settings), cache, settings.load_workers)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -222,16 +202,8 @@ class ArtifactLoader:
         inputs: list[TryOnInputs] = []
         for category, c, m in zip(categories, clothing_ids, garments, strict=True):
             image, text = next(loaded), next(loaded)
-            garment = GarmentArtifacts(
-                user_id,
-                c,
-                m.version,
-                m.category,
-                m.description,
-                image.value,
-                text.value,
-                slowest([image.source, text.source]),
-            )
+            source = slowest([image.source, text.source])
+            garment = GarmentArtifacts(user_id, c, m.version, image.value, text.value, source)
             inputs.append(TryOnInputs(persons[category], garment))
         return inputs
 
