@@ -29,6 +29,8 @@ from vton.store.codecs import decode_png
 from vton.store.ids import Category, check_id
 
 _STALE_RETRIES = (0.05, 0.1, 0.2, 0.4)  # seconds between attempts while a registration lands
+TRYON_IMAGES = {name: mode for name, mode in IMAGE_MODES.items() if name != "mask_gray"}
+"""The person images a try-on reads, and their modes (mask_gray is a preview for the API)."""
 
 
 class StaleArtifact(CorruptArtifact):
@@ -44,7 +46,6 @@ class PersonArtifacts:
     fit: Fit | None
     human_img: Image.Image
     mask: Image.Image
-    mask_gray: Image.Image
     pose: Image.Image
     photo: Image.Image | None
     """The original photo, for persons in the crop framing (results go back into it)."""
@@ -168,12 +169,12 @@ class ArtifactLoader:
                 f"person of user {user_id!r} is not registered for {', '.join(missing)} "
                 f"(registered: {has})"
             )
-        # 2. Every artifact (4 per person category, 2 per garment) at once, through the caches.
+        # 2. Every artifact (3 per person category, 2 per garment) at once, through the caches.
         wanted = list(dict.fromkeys(categories))
         loads = [
             self._load(keys.person_image(user_id, c, name), person.version, decode_image, mode)
             for c in wanted
-            for name, mode in IMAGE_MODES.items()
+            for name, mode in TRYON_IMAGES.items()
         ]
         for c, m in zip(clothing_ids, garments, strict=True):
             loads.append(self._load(keys.garment_image(user_id, c), m.version, decode_image, "RGB"))
@@ -189,7 +190,7 @@ class ArtifactLoader:
         # 3. Assembly, in the order of `loads`.
         persons: dict[Category, PersonArtifacts] = {}
         for c in wanted:
-            images = {name: next(loaded) for name in IMAGE_MODES}
+            images = {name: next(loaded) for name in TRYON_IMAGES}
             persons[c] = PersonArtifacts(
                 user_id,
                 c,
