@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -16,19 +16,19 @@ class SingleFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[Hashable, Future] = {}
+        self._calls: dict[Hashable, Future[Any]] = {}
         self.coalesced = 0  # calls that waited for another's execution
 
     def do(self, key: Hashable, fn: Callable[[], T]) -> T:
         with self._lock:
-            call = self._calls.get(key)
-            leader = call is None
-            if leader:
-                call = self._calls[key] = Future()
+            running = self._calls.get(key)
+            if running is None:
+                call: Future[T] = Future()
+                self._calls[key] = call
             else:
                 self.coalesced += 1
-        if not leader:
-            return call.result()
+        if running is not None:
+            return running.result()
         try:
             result = fn()
         except BaseException as e:

@@ -66,8 +66,7 @@ class TieredCache:
         if value is not None:
             return Found(value, "memory")  # type: ignore[arg-type]
         decoded = None
-        data = self.l2.get(key, version) if self.l2 else None
-        if data is not None:
+        if self.l2 is not None and (data := self.l2.get(key, version)) is not None:
             try:
                 decoded = decode(data)
             except Exception:  # a damaged cache file: the store has the truth

@@ -157,10 +157,9 @@ class ArtifactLoader:
         self, user_id: str, clothing_ids: list[str], forced: Category | None
     ) -> list[TryOnInputs]:
         # 1. Manifests, in parallel: they give the versions and the garments' categories.
-        person, *garments = self._run(
-            [lambda: self.person_manifest(user_id)]
-            + [lambda c=c: self.garment_manifest(user_id, c) for c in clothing_ids]
-        )
+        manifests: list[Callable[[], Any]] = [partial(self.person_manifest, user_id)]
+        manifests += [partial(self.garment_manifest, user_id, c) for c in clothing_ids]
+        person, *garments = self._run(manifests)
         categories = [forced or garment.category for garment in garments]
         missing = sorted({c.value for c in categories} - {c.value for c in person.categories})
         if missing:
@@ -225,7 +224,7 @@ class ArtifactLoader:
         """Runs `tasks` on the pool and waits for all; raises the most telling failure."""
         futures: list[Future] = [self._pool.submit(task) for task in tasks]
         wait(futures)
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [e for f in futures if (e := f.exception()) is not None]
         for kind in (StoreUnavailable, StaleArtifact, CorruptArtifact):
             for error in errors:
                 if isinstance(error, kind):
