@@ -11,7 +11,6 @@ MAX_ID_LENGTH = 64
 # A UUID (any case, with or without dashes) or a short slug: ASCII letters, digits, `_`, `-`,
 # starting with a letter or digit. No `/`, no `.`, so an id can never climb out of its folder.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_VERSION = re.compile(r"[a-z0-9]{1,40}")
 _RESULT_HASH = re.compile(r"[0-9a-f]{16,128}")
 
 
@@ -25,13 +24,6 @@ def check_id(what: str, value: object) -> str:
         raise InvalidInput(
             f"{what}: {value!r} is not a UUID or slug (ASCII letters, digits, '_' and '-')"
         )
-    return value
-
-
-def check_version(value: object) -> str:
-    """Returns `value` if it is an artifact version token (see manifest.new_version)."""
-    if not isinstance(value, str) or not _VERSION.fullmatch(value):
-        raise InvalidInput(f"version: {value!r} is not an artifact version")
     return value
 
 
