@@ -50,6 +50,7 @@ class PersonArtifacts:
     photo: Image.Image | None
     """The original photo, for persons in the crop framing (results go back into it)."""
     source: Source
+    """Where the slowest of these images came from (memory, disk, store)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class GarmentArtifacts:
     image: Image.Image
     text: TextEmbeddings
     source: Source
+    """Where the slower of the image and the text came from."""
 
 
 @dataclass(frozen=True)
