@@ -1,8 +1,10 @@
-"""Validation of the ids and names that end up in store keys, and the garment categories."""
+"""Validation of the ids and names that end up in store keys, the garment categories, and the
+one key type per person and per garment the service uses (engine caches, result cache)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 from vton.errors import InvalidInput
@@ -55,3 +57,21 @@ class Category(StrEnum):
 
 
 _FOLDERS = {Category.UPPER_BODY: "upper", Category.LOWER_BODY: "lower", Category.DRESSES: "dresses"}
+
+
+@dataclass(frozen=True)
+class PersonKey:
+    """A user's person artifacts of one category at one version: equal keys, equal inputs."""
+
+    user_id: str
+    category: Category
+    version: str
+
+
+@dataclass(frozen=True)
+class GarmentKey:
+    """A user's garment artifacts at one version: equal keys, equal inputs."""
+
+    user_id: str
+    clothing_id: str
+    version: str
