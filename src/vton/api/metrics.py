@@ -14,7 +14,9 @@ from vton.api.observe import HttpMetrics
 from vton.api.runtime import Runtime
 
 
-def stats_family(prefix: str, name: str, what: str, labels: list[str] | None = None) -> Metric:
+def stats_family(
+    prefix: str, name: str, what: str, labels: list[str] | None = None
+) -> CounterMetricFamily | GaugeMetricFamily:
     """The metric family of one stat: a counter for a `*_total` name, else a gauge."""
     help_text = f"{what}: {name}."
     if name.endswith("_total"):
