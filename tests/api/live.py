@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import torch
 import uvicorn
 from PIL import Image, ImageDraw
@@ -108,6 +109,16 @@ def make_settings(model: Path, tmp: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)
+
+
+def wait_for_line(caplog: pytest.LogCaptureFixture, fragment: str) -> str:
+    """The one log line holding `fragment`; the server logs it just after the response ends."""
+    deadline = time.monotonic() + WAIT_S
+    while not (lines := [r.getMessage() for r in caplog.records if fragment in r.getMessage()]):
+        assert time.monotonic() < deadline, f"no log line with {fragment}"
+        time.sleep(0.01)
+    (line,) = lines
+    return line
 
 
 # -- fault injection ---------------------------------------------------------------------------

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.live import STEPS, WAIT_S, LiveServer, make_settings
+from tests.api.live import STEPS, WAIT_S, LiveServer, make_settings, wait_for_line
 
 
 def test_health_and_ready(server: LiveServer) -> None:
@@ -48,16 +47,6 @@ def test_the_test_page_is_served(server: LiveServer) -> None:
     assert page.status_code == 200 and "vton test page" in page.text
     script = httpx.get(f"{server.url}/static/app.js")
     assert script.status_code == 200 and "/api/jobs" in script.text
-
-
-def wait_for_line(caplog: pytest.LogCaptureFixture, fragment: str) -> str:
-    """The one log line holding `fragment`; the server logs it just after the response ends."""
-    deadline = time.monotonic() + WAIT_S
-    while not (lines := [r.getMessage() for r in caplog.records if fragment in r.getMessage()]):
-        assert time.monotonic() < deadline, f"no log line with {fragment}"
-        time.sleep(0.01)
-    (line,) = lines
-    return line
 
 
 def test_one_structured_log_line_per_request(

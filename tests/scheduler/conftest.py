@@ -8,7 +8,8 @@ import pytest
 
 from tests.fakes import FakePipeline
 from vton.engine.types import DiffusionOptions
-from vton.scheduler import DevicePipelines, InMemoryResultCache, Scheduler, SchedulerConfig
+from vton.scheduler import DevicePipelines, PostProcess, Scheduler, SchedulerConfig
+from vton.scheduler.stages import keep_output
 
 OPTIONS = DiffusionOptions(steps=4, height=16, width=12)
 WAIT_S = 10.0
@@ -19,7 +20,8 @@ StartScheduler = Callable[..., Scheduler]
 
 @pytest.fixture
 def start() -> Iterator[StartScheduler]:
-    """start(fake, fallback=None, cache=None, devices=None, **config) -> a running Scheduler.
+    """start(fake, fallback=None, post_process=keep_output, devices=None, **config) -> a running
+    Scheduler.
 
     devices maps device names to fakes for several workers; config overrides SchedulerConfig
     (batch_window_ms defaults to 0 here: tests hold the worker when they want batches).
@@ -30,14 +32,14 @@ def start() -> Iterator[StartScheduler]:
         fake: FakePipeline | None = None,
         *,
         fallback: FakePipeline | None = None,
-        cache: InMemoryResultCache | None = None,
+        post_process: PostProcess = keep_output,
         devices: dict[str, FakePipeline] | None = None,
         **config: object,
     ) -> Scheduler:
         fakes = devices if devices is not None else {"cpu": fake or FakePipeline()}
         settings = SchedulerConfig(devices=tuple(fakes), **{"batch_window_ms": 0, **config})
         pipelines = {d: DevicePipelines(f, fallback) for d, f in fakes.items()}
-        scheduler = Scheduler(settings, pipelines, result_cache=cache)
+        scheduler = Scheduler(settings, pipelines, post_process)
         scheduler.start()
         started.append((scheduler, [*fakes.values(), *([fallback] if fallback else [])]))
         return scheduler

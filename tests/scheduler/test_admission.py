@@ -38,9 +38,11 @@ def test_a_job_larger_than_the_queue_is_invalid_not_full(start: StartScheduler) 
         scheduler.submit("alice", [make_sample() for _ in range(3)], OPTIONS)
 
 
-def test_finishers_must_match_the_samples(start: StartScheduler) -> None:
-    with pytest.raises(InvalidInput, match="finishers"):
-        start().submit("alice", [make_sample()], OPTIONS, finishers=[None, None])
+def test_only_the_samples_to_run_count_against_the_queue(start: StartScheduler) -> None:
+    scheduler = start(max_queue=2)
+    settled = [InvalidInput("garment: not registered"), InvalidInput("garment: broken")]
+    job = scheduler.submit("alice", [*settled, make_sample("a"), make_sample("b")], OPTIONS)
+    assert job.wait(WAIT_S) and job.snapshot().state is JobState.SUCCEEDED
 
 
 def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:

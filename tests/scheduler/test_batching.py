@@ -11,7 +11,7 @@ from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
 from vton.scheduler import JobState
 from vton.scheduler.job import Job
-from vton.scheduler.types import WorkItem
+from vton.scheduler.stages import WorkItem
 from vton.scheduler.work_queue import WorkQueue
 
 pytestmark = pytest.mark.timeout(30)
@@ -114,7 +114,7 @@ def test_max_batch_is_respected(start: StartScheduler) -> None:
 
 
 def _item(job: Job, index: int, options=OPTIONS, enqueued_at: float = 0.0) -> WorkItem:
-    return WorkItem(job, index, make_sample(f"i{index}"), options, None, enqueued_at)
+    return WorkItem(job, index, make_sample(f"i{index}"), options, enqueued_at)
 
 
 def test_queue_takes_the_oldest_items_options_and_keeps_the_others_in_order() -> None:

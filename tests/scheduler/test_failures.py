@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 
 from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
+from vton.engine.types import TryOnOutput
 from vton.errors import InvalidInput
-from vton.scheduler import EngineFailed, JobState, NonFiniteOutput, OutOfMemory
+from vton.scheduler import EngineFailed, JobState, NonFiniteOutput, OutOfMemory, WorkItem
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -72,13 +72,14 @@ def test_one_bad_item_fails_alone_with_its_own_error(start: StartScheduler) -> N
     assert other.snapshot().state is JobState.SUCCEEDED
 
 
-def test_a_finisher_that_raises_fails_its_item_alone(start: StartScheduler) -> None:
-    def broken(image: Image.Image) -> Image.Image:
-        raise ValueError("no mask")
+def test_a_post_process_that_raises_fails_its_item_alone(start: StartScheduler) -> None:
+    def post_process(item: WorkItem, output: TryOnOutput, timings: dict[str, float]) -> object:
+        if item.sample.description == "broken":
+            raise ValueError("no mask")
+        return output
 
-    scheduler = start(max_batch=2)
-    samples = [make_sample("ok"), make_sample("broken")]
-    job = scheduler.submit("alice", samples, OPTIONS, [None, "broken-key"], [None, broken])
+    scheduler = start(post_process=post_process, max_batch=2)
+    job = scheduler.submit("alice", [make_sample("ok"), make_sample("broken")], OPTIONS)
     assert job.wait(WAIT_S)
     snapshot = job.snapshot()
     assert snapshot.state is JobState.SUCCEEDED
@@ -86,10 +87,6 @@ def test_a_finisher_that_raises_fails_its_item_alone(start: StartScheduler) -> N
     error = snapshot.items[1].error
     assert isinstance(error, EngineFailed)
     assert str(error) == "finishing the image failed: ValueError: no mask"
-    again = scheduler.submit("alice", [make_sample("broken")], OPTIONS, ["broken-key"])
-    assert again.wait(WAIT_S)
-    result = again.snapshot().items[0].result
-    assert result is not None and not result.cached  # the failed item put nothing in the cache
 
 
 def test_a_non_finite_image_is_retried_in_the_fallback(start: StartScheduler) -> None:

@@ -1,120 +1,107 @@
-"""Results: PNG images with timings, the identical-request cache, event streams and metrics."""
+"""Results: post-processed values with timings, items settled at submit, the job table's one
+expiry, event streams and metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-from dataclasses import replace
+import time
 
 import pytest
-from PIL import Image, ImageOps
 
 from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
-from vton.engine.types import DiffusionOptions
+from vton.engine.types import TryOnOutput
+from vton.errors import InvalidInput, NotRegistered
 from vton.scheduler import (
-    InMemoryResultCache,
     ItemFinished,
+    ItemResult,
     Job,
     JobEvent,
     JobFinished,
     JobState,
     Progress,
-    ResultKey,
+    WorkItem,
 )
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def _key(
-    user_id: str = "alice",
-    person_version: str = "p1",
-    garment_version: str = "g1",
-    model: str = "idm-vton@fp16",
-    seed: int = 42,
-    options: DiffusionOptions = OPTIONS,
-    finish: str = "",
-) -> str:
-    return ResultKey(
-        user_id, person_version, garment_version, model, seed, options, finish
-    ).digest()
+def test_a_result_is_the_post_process_value_with_timings(start: StartScheduler) -> None:
+    seen: list[tuple[str, TryOnOutput]] = []
 
+    def post_process(item: WorkItem, output: TryOnOutput, timings: dict[str, float]) -> object:
+        seen.append((item.sample.description or "", output))
+        timings["png"] = 2.5
+        return f"value of {item.sample.description}"
 
-def test_a_result_is_a_png_with_timings(start: StartScheduler) -> None:
-    job = start().submit("alice", [make_sample(seed=7)], OPTIONS)
+    job = start(post_process=post_process).submit("alice", [make_sample("a", seed=7)], OPTIONS)
     assert job.wait(WAIT_S)
     result = job.snapshot().items[0].result
     assert result is not None and not result.cached and result.batch_size == 1
-    image = Image.open(io.BytesIO(result.png))
-    assert image.format == "PNG" and image.size == (OPTIONS.width, OPTIONS.height)
+    assert result.value == "value of a"
+    ((tag, output),) = seen
+    assert tag == "a" and output.pil.size == (OPTIONS.width, OPTIONS.height)
     assert {"queue", "encode", "diffusion", "decode", "png"} <= set(result.timings_ms)
+    assert result.timings_ms["png"] == 2.5
 
 
-def test_result_key_changes_with_every_field_and_is_stable() -> None:
-    base = _key()
-    assert base == _key()
-    changed = [
-        _key(user_id="bob"),
-        _key(person_version="p2"),
-        _key(garment_version="g2"),
-        _key(model="other"),
-        _key(seed=43),
-        _key(options=replace(OPTIONS, steps=5)),
-        _key(options=replace(OPTIONS, guidance_scale=2.5)),
-        _key(options=replace(OPTIONS, scheduler="euler")),
-        _key(finish="paste_back=1;framing=768x1024"),
-        _key(finish="paste_back=0;framing=768x1024"),
-        _key(finish="paste_back=1;framing=original"),
-    ]
-    assert len({base, *changed}) == len(changed) + 1
-
-
-def test_an_identical_request_is_answered_from_the_cache(start: StartScheduler) -> None:
+def test_items_settled_at_submit_keep_the_requests_order(start: StartScheduler) -> None:
     fake = FakePipeline()
-    cache = InMemoryResultCache()
-    scheduler = start(fake, cache=cache)
-    first = scheduler.submit("alice", [make_sample(seed=5)], OPTIONS, [_key(seed=5)])
-    assert first.wait(WAIT_S)
-    again = scheduler.submit(
-        "alice", [make_sample(seed=5), make_sample(seed=6)], OPTIONS, [_key(seed=5), None]
-    )
-    assert again.wait(WAIT_S)
-    fresh, hit = first.snapshot().items[0].result, again.snapshot().items[0].result
-    assert fresh is not None and hit is not None
-    assert hit.cached and hit.png == fresh.png
-    assert fake.batch_sizes() == [1, 1]  # only the uncached item ran
-    only_cached = scheduler.submit("alice", [make_sample(seed=5)], OPTIONS, [_key(seed=5)])
-    assert only_cached.done and only_cached.device is None
-    assert only_cached.snapshot().state is JobState.SUCCEEDED
-
-
-def test_the_finisher_runs_before_the_only_encode(start: StartScheduler) -> None:
-    engine_images: list[Image.Image] = []
-
-    def finisher(image: Image.Image) -> Image.Image:
-        engine_images.append(image)
-        return ImageOps.invert(image)
-
-    cache = InMemoryResultCache()
-    scheduler = start(cache=cache)
-    job = scheduler.submit("alice", [make_sample(seed=3)], OPTIONS, [_key(seed=3)], [finisher])
+    scheduler = start(fake)
+    cached = ItemResult(b"cached image", {}, cached=True)
+    missing = InvalidInput("garment: not registered")
+    job = scheduler.submit("alice", [missing, make_sample("run"), cached], OPTIONS)
     assert job.wait(WAIT_S)
-    result = job.snapshot().items[0].result
-    assert result is not None and "finish" in result.timings_ms
-    (engine_image,) = engine_images
-    png = Image.open(io.BytesIO(result.png))
-    assert png.tobytes() == ImageOps.invert(engine_image).tobytes()
-    assert cache.get(_key(seed=3)) == result.png  # the cache holds the finished image
+    snapshot = job.snapshot()
+    assert snapshot.state is JobState.SUCCEEDED
+    assert [item.state for item in snapshot.items] == [
+        JobState.FAILED,
+        JobState.SUCCEEDED,
+        JobState.SUCCEEDED,
+    ]
+    assert snapshot.items[0].error is missing
+    assert snapshot.items[2].result is cached
+    assert fake.batch_sizes() == [1]  # only the sample ran
+    # the item that never runs is out of the step count; the cached one counts as done
+    assert (snapshot.step, snapshot.total_steps) == (2 * OPTIONS.steps, 2 * OPTIONS.steps)
 
 
-def test_the_in_memory_cache_is_bounded_in_bytes() -> None:
-    cache = InMemoryResultCache(max_bytes=10)
-    cache.put("a", b"12345")
-    cache.put("b", b"12345")
-    assert cache.get("a") == b"12345"  # a is now the most recently used
-    cache.put("c", b"12345")
-    assert cache.get("b") is None
-    assert cache.get("a") == b"12345" and cache.get("c") == b"12345"
+def test_a_job_settled_at_submit_finishes_without_a_worker(start: StartScheduler) -> None:
+    scheduler = start()
+    cached = ItemResult(b"cached image", {}, cached=True)
+    job = scheduler.submit("alice", [cached, InvalidInput("garment: broken")], OPTIONS)
+    assert job.done and job.device is None
+    assert job.snapshot().state is JobState.SUCCEEDED
+    failed = scheduler.submit("alice", [InvalidInput("garment: broken")], OPTIONS)
+    assert failed.done and failed.snapshot().state is JobState.FAILED
+
+
+def test_a_job_not_kept_leaves_the_table_when_it_finishes(start: StartScheduler) -> None:
+    scheduler = start(job_ttl_s=600.0)
+    job = scheduler.submit("alice", [make_sample()], OPTIONS, keep=False)
+    assert scheduler.get(job.id, "alice") is job  # in the table while it runs
+    assert job.wait(WAIT_S)
+    with pytest.raises(NotRegistered):
+        scheduler.get(job.id, "alice")
+    with pytest.raises(NotRegistered):
+        scheduler.cancel(job.id, "alice")
+    assert job.snapshot().items[0].result is not None  # its caller still holds it
+
+
+def test_a_kept_job_answers_get_and_cancel_until_its_ttl(start: StartScheduler) -> None:
+    ttl_s = 1.0
+    scheduler = start(job_ttl_s=ttl_s)
+    job = scheduler.submit("alice", [make_sample()], OPTIONS)
+    assert job.wait(WAIT_S)
+    finished = time.monotonic()
+    assert scheduler.get(job.id, "alice") is job
+    assert scheduler.cancel(job.id, "alice") is job  # a finished job is left as it is
+    assert job.snapshot().state is JobState.SUCCEEDED
+    time.sleep(max(0.0, finished + ttl_s + 0.05 - time.monotonic()))
+    with pytest.raises(NotRegistered):
+        scheduler.get(job.id, "alice")
+    with pytest.raises(NotRegistered):
+        scheduler.cancel(job.id, "alice")
 
 
 async def _collect(job: Job) -> list[JobEvent]:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.helpers import random_image
 from tests.scheduler.conftest import WAIT_S
 from vton.engine.checkpoint import load_model
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.types import DiffusionOptions, TryOnSample
+from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.scheduler import DevicePipelines, JobState, Scheduler, SchedulerConfig
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,5 +41,6 @@ def test_batched_jobs_get_the_images_of_direct_calls(tiny_model_dir) -> None:
         assert (snapshot.step, snapshot.total_steps) == (3, 3)
         result = snapshot.items[0].result
         assert result is not None and result.batch_size == 3
-        got = np.asarray(Image.open(io.BytesIO(result.png)).convert("RGB"), dtype=np.int16)
+        assert isinstance(result.value, TryOnOutput)  # the default post-process keeps it
+        got = np.asarray(result.value.pil.convert("RGB"), dtype=np.int16)
         assert np.abs(got - np.asarray(image, dtype=np.int16)).max() <= 1

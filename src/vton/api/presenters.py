@@ -22,13 +22,13 @@ def b64(png: bytes) -> str:
 
 
 def elapsed_ms(tryon: TryOn) -> float:
-    return (time.perf_counter() - tryon.started) * 1000.0
+    return (time.perf_counter() - tryon.request.started) * 1000.0
 
 
 def timings(tryon: TryOn, view: ItemView, total_ms: float) -> Timings:
     phases: Mapping[str, float] = view.result.timings_ms if view.result else {}
     return Timings(
-        artifacts=tryon.artifacts_ms,
+        artifacts=tryon.request.artifacts_ms,
         total=total_ms,
         **{phase: phases.get(phase, 0.0) for phase in PHASES},
     )
@@ -44,7 +44,7 @@ def single_response(tryon: TryOn, view: ItemView, png: bytes) -> TryOnResponse:
         clothing_id=view.clothing_id,
         image=b64(png),
         timings=timings(tryon, view, elapsed_ms(tryon)),
-        cache_hits=tryon.cache_hits,
+        cache_hits=tryon.request.cache_hits,
         result_cached=bool(view.result and view.result.cached),
     )
 
@@ -64,7 +64,7 @@ def batch_response(tryon: TryOn, views: list[ItemView]) -> BatchTryOnResponse:
         for view in views
     ]
     return BatchTryOnResponse(
-        results=results, total_processing_time=total, cache_hits=tryon.cache_hits
+        results=results, total_processing_time=total, cache_hits=tryon.request.cache_hits
     )
 
 
@@ -74,7 +74,7 @@ def job_status(tryon: TryOn, views: list[ItemView]) -> JobStatus:
     total = (end - snapshot.created_at) * 1000.0
     return JobStatus(
         job_id=snapshot.id,
-        type=tryon.kind,
+        type=tryon.request.kind,
         state=snapshot.state,
         step=snapshot.step,
         total_steps=snapshot.total_steps,
@@ -102,14 +102,15 @@ def job_item(tryon: TryOn, index: int, view: ItemView, total_ms: float) -> JobIt
 def log_fields(tryon: TryOn, views: list[ItemView]) -> dict[str, object]:
     """The request's log fields: ids, cache sources, and each phase's ms (the slowest item's)."""
     results = [v.result for v in views if v.result is not None]
+    kept = tryon.request
     fields: dict[str, object] = {
-        "kind": tryon.kind,
+        "kind": kept.kind,
         "job": tryon.job.id,
-        "clothing": ",".join(tryon.clothing_ids) or "inline",
-        "cache": ",".join(f"{k}:{v}" for k, v in tryon.cache_hits.items()) or "-",
+        "clothing": ",".join(kept.clothing_ids) or "inline",
+        "cache": ",".join(f"{k}:{v}" for k, v in kept.cache_hits.items()) or "-",
         "result_cached": bool(results) and all(r.cached for r in results),
         "ok": f"{len(results)}/{len(views)}",
-        "artifacts_ms": tryon.artifacts_ms,
+        "artifacts_ms": kept.artifacts_ms,
     }
     for phase in PHASES:
         fields[f"{phase}_ms"] = max((r.timings_ms.get(phase, 0.0) for r in results), default=0.0)

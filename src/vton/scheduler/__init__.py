@@ -1,8 +1,10 @@
 """Jobs, queues, batching across requests, progress, cancellation and device routing.
 
-The API builds a SchedulerConfig and one DevicePipelines per device, starts a Scheduler, and calls
-submit / get / cancel; it reads a job with Job.snapshot() and streams Job.events(). Errors are in
-vton.scheduler.errors (tree in its docstring).
+The service builds a SchedulerConfig, one DevicePipelines per device and its PostProcess, starts a
+Scheduler, and calls submit / get / cancel; it reads a job with Job.snapshot() and streams
+Job.events(). What callers read is in vton.scheduler.status, what workers are given and pass
+between their stages in vton.scheduler.stages; errors are in vton.scheduler.errors (tree in its
+docstring).
 """
 
 from vton.scheduler.config import SchedulerConfig
@@ -18,11 +20,9 @@ from vton.scheduler.errors import (
 )
 from vton.scheduler.job import Job
 from vton.scheduler.metrics import SchedulerMetrics
-from vton.scheduler.result_cache import InMemoryResultCache, ResultCache, ResultKey
 from vton.scheduler.scheduler import Scheduler
-from vton.scheduler.types import (
-    DevicePipelines,
-    Finisher,
+from vton.scheduler.stages import DevicePipelines, Pipeline, PostProcess, WorkItem
+from vton.scheduler.status import (
     ItemFinished,
     ItemResult,
     ItemStatus,
@@ -30,15 +30,12 @@ from vton.scheduler.types import (
     JobFinished,
     JobSnapshot,
     JobState,
-    Pipeline,
     Progress,
 )
 
 __all__ = [
     "DevicePipelines",
     "EngineFailed",
-    "Finisher",
-    "InMemoryResultCache",
     "ItemFinished",
     "ItemResult",
     "ItemStatus",
@@ -52,13 +49,13 @@ __all__ = [
     "NonFiniteOutput",
     "OutOfMemory",
     "Pipeline",
+    "PostProcess",
     "Progress",
     "QueueFull",
-    "ResultCache",
-    "ResultKey",
     "Scheduler",
     "SchedulerClosed",
     "SchedulerConfig",
     "SchedulerError",
     "SchedulerMetrics",
+    "WorkItem",
 ]

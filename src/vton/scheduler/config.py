@@ -26,7 +26,7 @@ class SchedulerConfig:
     devices: tuple[str, ...] = ("cpu",)
     """One worker per device, in this order (VTON_DEVICES)."""
     job_ttl_s: float = 600.0
-    """How long a finished job (and its images) stays readable by id."""
+    """How long a finished job kept by id (an asynchronous one) stays readable, images and all."""
 
     def __post_init__(self) -> None:
         for name in ("max_queue", "max_batch"):

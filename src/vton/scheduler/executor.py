@@ -20,7 +20,7 @@ from vton.engine.runtime import free_device_memory
 from vton.engine.types import DiffusionOptions, TryOnOutput
 from vton.errors import VtonError
 from vton.scheduler.errors import EngineFailed, NonFiniteOutput, OutOfMemory
-from vton.scheduler.types import Batch, DevicePipelines, ItemOutcome, Pipeline, WorkItem, by_job
+from vton.scheduler.stages import Batch, DevicePipelines, ItemOutcome, Pipeline, WorkItem, by_job
 
 logger = logging.getLogger(__name__)
 

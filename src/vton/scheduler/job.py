@@ -6,7 +6,8 @@
 A job succeeds when at least one item succeeds (the failed ones carry their errors: one bad item
 fails alone), fails when every item failed or the deadline passed, and is cancelled by the client
 or by shutdown. Workers write to it from their threads; readers take a JobSnapshot, wait on it from
-a thread, or subscribe to its events from asyncio.
+a thread, or subscribe to its events from asyncio. The job also carries its caller's `request`
+(opaque here: the service keeps what it needs to finish the items and answer for the job).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from vton.errors import VtonError
 from vton.scheduler.errors import JobCancelled, JobTimeout
-from vton.scheduler.types import (
+from vton.scheduler.status import (
     ItemFinished,
     ItemResult,
     ItemStatus,
@@ -42,15 +43,25 @@ class Job:
         timeout_s: float,
         device: str | None,
         on_finish: Callable[[Job], None],
+        request: object = None,
+        keep: bool = True,
+        failed_at_submit: int = 0,
     ) -> None:
+        """keep: the job stays readable by id for a while after it finishes (asynchronous jobs);
+        failed_at_submit: items the caller settles with an error at submit, which never run and
+        are left out of the step count."""
         self.id = uuid.uuid4().hex
         self.user_id = user_id
         self.device = device
+        """The worker's device; None when every item was settled at submit."""
+        self.request = request
+        self.keep = keep
         self.created_at = time.time()
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
         """time.monotonic() past which the job fails with JobTimeout."""
         self._steps = steps
+        self._total_steps = steps * (n_items - failed_at_submit)
         self._on_finish = on_finish
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -79,17 +90,14 @@ class Job:
         with self._lock:
             return JobSnapshot(
                 id=self.id,
-                user_id=self.user_id,
-                device=self.device,
                 state=self._state,
                 step=sum(self._item_steps),
-                total_steps=self._steps * len(self._items),
+                total_steps=self._total_steps,
                 items=tuple(self._items),
                 error=self._error,
                 created_at=self.created_at,
                 started_at=self._started_at,
                 finished_at=self._finished_at,
-                deadline_at=self.created_at + self.timeout_s,
             )
 
     async def events(self) -> AsyncIterator[JobEvent]:
@@ -135,7 +143,7 @@ class Job:
                 self._item_steps[i] = max(self._item_steps[i], steps_done)
             after = sum(self._item_steps)
             if after > before:
-                self._publish(Progress(self.id, after, self._steps * len(self._items)))
+                self._publish(Progress(self.id, after, self._total_steps))
 
     def settle_item(
         self, index: int, result: ItemResult | None = None, error: VtonError | None = None

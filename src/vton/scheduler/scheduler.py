@@ -1,14 +1,16 @@
 """The scheduler the API calls: submit, look up, cancel and stream jobs; shut down gracefully.
 
-    scheduler = Scheduler(config, {"cuda:0": DevicePipelines(TryOnPipeline(model))})
+    scheduler = Scheduler(config, {"cuda:0": DevicePipelines(TryOnPipeline(model))}, post_process)
     scheduler.start()
-    job = scheduler.submit(user_id, samples, options, cache_keys, finishers)  # QueueFull, ...
-    async for event in job.events(): ...                             # Progress, ItemFinished, ...
+    job = scheduler.submit(user_id, items, options, request)     # QueueFull, ...
+    async for event in job.events(): ...                        # Progress, ItemFinished, ...
     scheduler.cancel(job.id, user_id)
     scheduler.shutdown()
 
 submit routes the job to one worker (routing.py), whose queue gathers its items into batches with
-other jobs' items (work_queue.py); every job fails with JobTimeout at its deadline.
+other jobs' items (work_queue.py); every job fails with JobTimeout at its deadline. The job table
+is the one registry of jobs: a job kept by id stays in it job_ttl_s after it finishes, any other
+leaves it when it finishes (its caller holds it).
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from vton.engine.types import DiffusionOptions, TryOnSample
-from vton.errors import InvalidInput, NotRegistered
+from vton.errors import InvalidInput, NotRegistered, VtonError
 from vton.scheduler.config import SchedulerConfig
 from vton.scheduler.deadlines import DeadlineWatcher
 from vton.scheduler.errors import QueueFull, SchedulerClosed
 from vton.scheduler.job import Job
 from vton.scheduler.metrics import SchedulerMetrics
-from vton.scheduler.result_cache import InMemoryResultCache, ResultCache
 from vton.scheduler.routing import choose_device
-from vton.scheduler.types import DevicePipelines, Finisher, ItemResult, WorkItem
+from vton.scheduler.stages import DevicePipelines, PostProcess, WorkItem, keep_output
+from vton.scheduler.status import ItemResult
 from vton.scheduler.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -39,26 +41,26 @@ class Scheduler:
         self,
         config: SchedulerConfig,
         pipelines: Mapping[str, DevicePipelines],
-        result_cache: ResultCache | None = None,
+        post_process: PostProcess = keep_output,
         metrics: SchedulerMetrics | None = None,
         prepare: Mapping[str, Callable[[], object]] | None = None,
     ) -> None:
         """pipelines: one entry per device of config.devices. prepare[device], if given, runs
-        first on that device's worker thread (the service warms up there); start() waits."""
+        first on that device's worker thread (the service warms up there); start() waits.
+        post_process makes each item's result from its engine output (stages.PostProcess)."""
         if set(pipelines) != set(config.devices):
             raise InvalidInput(
                 f"pipelines: need one per device {config.devices}, got {tuple(pipelines)}"
             )
         self.config = config
         self.metrics = metrics if metrics is not None else SchedulerMetrics()
-        self._cache = result_cache if result_cache is not None else InMemoryResultCache()
         self._workers = [
             Worker(
                 device,
                 pipelines[device],
                 config,
                 self.metrics,
-                self._cache,
+                post_process,
                 (prepare or {}).get(device),
             )
             for device in config.devices
@@ -109,52 +111,55 @@ class Scheduler:
     def submit(
         self,
         user_id: str,
-        samples: Sequence[TryOnSample],
+        items: Sequence[TryOnSample | ItemResult | VtonError],
         options: DiffusionOptions,
-        cache_keys: Sequence[str | None] | None = None,
-        finishers: Sequence[Finisher | None] | None = None,
+        request: object = None,
+        keep: bool = True,
     ) -> Job:
-        """Queues one job of len(samples) items sharing options; returns it at once.
+        """Queues one job of len(items) items sharing options; returns it at once.
 
-        cache_keys[i] (ResultKey.digest(), or None for no caching) answers item i from the result
-        cache when present and stores its result there. finishers[i] (or None) maps item i's
-        image before it is encoded and cached: a cached image is a finished one, so the key must
-        describe the finisher too (ResultKey.finish). May block on the result cache's I/O: from
-        asyncio, call it in a thread. Raises InvalidInput, QueueFull or SchedulerClosed.
+        A sample is queued for the engine; an ItemResult or an error settles its item at submit
+        (the caller's result cache, a garment that could not be loaded), so the job has exactly
+        the request's items in its order. `request` rides along on the job (Job.request). keep:
+        the job stays readable by id (get, cancel) for job_ttl_s after it finishes; else it
+        leaves the table when it finishes. Raises InvalidInput, QueueFull or SchedulerClosed.
         """
-        keys = list(cache_keys) if cache_keys is not None else [None] * len(samples)
-        finish = list(finishers) if finishers is not None else [None] * len(samples)
-        self._check(user_id, samples, keys, finish)
-        cached = {i: png for i, key in enumerate(keys) if key and (png := self._cached(key))}
-        misses = [i for i in range(len(samples)) if i not in cached]
+        to_run = {i: item for i, item in enumerate(items) if isinstance(item, TryOnSample)}
+        self._check(user_id, len(items), len(to_run))
+        errors = sum(isinstance(item, VtonError) for item in items)
         with self._lock:
             if not self._open:
                 raise SchedulerClosed("the scheduler is not running")
             self._forget_finished()
-            worker = self._route(user_id, len(misses)) if misses else None
+            worker = self._route(user_id, len(to_run)) if to_run else None
             job = Job(
                 user_id,
-                len(samples),
+                len(items),
                 options.steps,
                 self.config.request_timeout_s,
                 worker.device if worker else None,
                 self._on_finish,
+                request,
+                keep,
+                failed_at_submit=errors,
             )
             self._jobs[job.id] = job
             if worker is not None:
                 now = time.monotonic()
-                items = [
-                    WorkItem(job, i, samples[i], options, keys[i], now, finish[i]) for i in misses
-                ]
-                worker.queue.put(items)
+                worker.queue.put([WorkItem(job, i, s, options, now) for i, s in to_run.items()])
                 self._deadlines.watch(job)
-        for i, png in cached.items():  # outside the lock: the last one finishes the job
-            job.settle_item(i, result=ItemResult(i, png, {}, cached=True, batch_size=0))
+        for i, item in enumerate(items):  # outside the lock: the last one finishes the job
+            if isinstance(item, ItemResult):
+                job.settle_item(i, result=item)
+            elif isinstance(item, VtonError):
+                job.settle_item(i, error=item)
         return job
 
     def get(self, job_id: str, user_id: str) -> Job:
-        """The user's job; NotRegistered if there is none with that id for this user."""
+        """The user's job; NotRegistered if there is none with that id for this user (or it left
+        the table)."""
         with self._lock:
+            self._forget_finished()
             job = self._jobs.get(job_id)
         if job is None or job.user_id != user_id:
             raise NotRegistered(f"job {job_id!r} not found")
@@ -182,32 +187,15 @@ class Scheduler:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check(
-        self,
-        user_id: str,
-        samples: Sequence[TryOnSample],
-        keys: list[str | None],
-        finishers: list[Finisher | None],
-    ) -> None:
+    def _check(self, user_id: str, n_items: int, n_to_run: int) -> None:
         if not user_id:
             raise InvalidInput("user_id: must not be empty")
-        if not samples:
-            raise InvalidInput("samples: at least one sample is needed")
-        if len(keys) != len(samples):
-            raise InvalidInput(f"cache_keys: need {len(samples)}, got {len(keys)}")
-        if len(finishers) != len(samples):
-            raise InvalidInput(f"finishers: need {len(samples)}, got {len(finishers)}")
-        if len(samples) > self.config.max_queue:
+        if not n_items:
+            raise InvalidInput("items: at least one item is needed")
+        if n_to_run > self.config.max_queue:
             raise InvalidInput(
-                f"samples: {len(samples)} items exceed the queue of {self.config.max_queue}"
+                f"items: {n_to_run} samples exceed the queue of {self.config.max_queue}"
             )
-
-    def _cached(self, key: str) -> bytes | None:
-        try:
-            return self._cache.get(key)
-        except Exception:
-            logger.warning("result cache get failed for %s", key, exc_info=True)
-            return None
 
     def _route(self, user_id: str, n_items: int) -> Worker:
         loads = [worker.load for worker in self._workers]
@@ -225,10 +213,13 @@ class Scheduler:
             self._by_device[job.device].queue.discard(job)
         self.metrics.count_items(job.snapshot().items)
         with self._lock:
-            self._finished.append((time.monotonic(), job.id))
+            if job.keep:
+                self._finished.append((time.monotonic(), job.id))
+            else:
+                self._jobs.pop(job.id, None)
 
     def _forget_finished(self) -> None:
-        """Drops jobs finished more than job_ttl_s ago (called under the lock)."""
+        """Drops the kept jobs finished more than job_ttl_s ago (called under the lock)."""
         horizon = time.monotonic() - self.config.job_ttl_s
         while self._finished and self._finished[0][0] < horizon:
             self._jobs.pop(self._finished.popleft()[1], None)

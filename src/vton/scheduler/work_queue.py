@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from vton.scheduler.errors import SchedulerClosed
 from vton.scheduler.job import Job
-from vton.scheduler.types import Batch, WorkItem
+from vton.scheduler.stages import Batch, WorkItem
 
 
 class WorkQueue:

@@ -5,9 +5,9 @@ and warm up), so what PyTorch keeps per thread (cuDNN's chosen plans, cuBLAS han
 device) is set up on the thread that serves the batches.
 
 schedule: WorkQueue.next_batch gathers a Batch; execute: BatchExecutor runs it to ItemOutcomes;
-update: errors are recorded on the items at once, and images are finished (the item's finisher,
-e.g. paste-back), encoded to PNG, put in the result cache and recorded on a finisher thread, so the
-device is not kept waiting by finishing and PNG encoding.
+update: errors are recorded on the items at once, and outputs go through the post-process (the
+service's: paste-back, PNG encoding, the result cache) and are recorded on a finisher thread, so
+the device is not kept waiting by that work.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image
-
+from vton.engine.types import TryOnOutput
 from vton.scheduler.config import SchedulerConfig
 from vton.scheduler.errors import EngineFailed
 from vton.scheduler.executor import BatchExecutor
 from vton.scheduler.metrics import SchedulerMetrics
-from vton.scheduler.result_cache import ResultCache
-from vton.scheduler.types import Batch, DevicePipelines, ItemOutcome, ItemResult, WorkItem, by_job
+from vton.scheduler.stages import Batch, DevicePipelines, ItemOutcome, PostProcess, WorkItem, by_job
+from vton.scheduler.status import ItemResult
 from vton.scheduler.work_queue import WorkQueue
-from vton.store.png import encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ class Worker:
         pipelines: DevicePipelines,
         config: SchedulerConfig,
         metrics: SchedulerMetrics,
-        result_cache: ResultCache,
+        post_process: PostProcess,
         prepare: Callable[[], object] | None = None,
     ) -> None:
         self.device = device
@@ -55,7 +53,7 @@ class Worker:
         self.queue = WorkQueue(config.max_queue)
         self._config = config
         self._metrics = metrics
-        self._cache = result_cache
+        self._post_process = post_process
         self._executor = BatchExecutor(pipelines, metrics.batch_splits.labels(device).inc)
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix=f"vton-finish-{device}")
         self._thread = threading.Thread(
@@ -135,7 +133,7 @@ class Worker:
         if outcome.output is None:
             logger.warning(
                 "item failed job=%s index=%d device=%s: %s",
-                item.job_id,
+                item.job.id,
                 item.index,
                 self.device,
                 outcome.error,
@@ -144,37 +142,18 @@ class Worker:
             return
         timings = dict(outcome.output.timings_ms)
         timings["queue"] = (started - item.enqueued_at) * 1000.0
-        self._finisher.submit(self._finish, item, outcome.output.pil, timings, batch_size)
+        self._finisher.submit(self._finish, item, outcome.output, timings, batch_size)
 
     def _finish(
-        self, item: WorkItem, image: Image.Image, timings: dict[str, float], batch_size: int
+        self, item: WorkItem, output: TryOnOutput, timings: dict[str, float], batch_size: int
     ) -> None:
         try:
-            png = self._png(item, image, timings)
-            if item.cache_key is not None:
-                self._put_in_cache(item.cache_key, png)
-            self._metrics.observe_phases(timings)
-            result = ItemResult(item.index, png, timings, cached=False, batch_size=batch_size)
-            item.job.settle_item(item.index, result=result)
+            value = self._post_process(item, output, timings)
         except Exception as exc:
             logger.exception("worker %s: finishing an item failed", self.device)
             error = EngineFailed(f"finishing the image failed: {type(exc).__name__}: {exc}")
             item.job.settle_item(item.index, error=error)
-
-    @staticmethod
-    def _png(item: WorkItem, image: Image.Image, timings: dict[str, float]) -> bytes:
-        """The item's image finished by its finisher, if any, then encoded; both are timed."""
-        if item.finisher is not None:
-            started = time.perf_counter()
-            image = item.finisher(image)
-            timings["finish"] = (time.perf_counter() - started) * 1000.0
-        started = time.perf_counter()
-        png = encode_png(image)
-        timings["png"] = (time.perf_counter() - started) * 1000.0
-        return png
-
-    def _put_in_cache(self, key: str, png: bytes) -> None:
-        try:
-            self._cache.put(key, png)
-        except Exception:
-            logger.warning("result cache put failed for %s", key, exc_info=True)
+            return
+        self._metrics.observe_phases(timings)
+        result = ItemResult(value, timings, batch_size=batch_size)
+        item.job.settle_item(item.index, result=result)

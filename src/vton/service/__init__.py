@@ -9,7 +9,7 @@ from Settings; the API holds one Service and calls its parts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,8 +31,8 @@ from vton.service.engine import (
     prepare_worker_thread,
     resolve_devices,
 )
-from vton.service.results import StoreResultCache
-from vton.service.tryon import TryOnService
+from vton.service.results import ResultCache
+from vton.service.tryon import TryOnService, post_process
 from vton.store import open_store
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,11 @@ class Service:
             devices=devices,
             job_ttl_s=settings.job_ttl_s,
         )
+        results = ResultCache(store, settings.result_cache_bytes)
         scheduler = Scheduler(
             config,
             {engine.device: engine.pipelines for engine in engines},
-            result_cache=StoreResultCache(store, settings.result_cache_bytes),
+            partial(post_process, results),
             metrics=SchedulerMetrics(registry),
             prepare={e.device: partial(prepare_worker_thread, e, settings) for e in engines},
         )
@@ -86,9 +87,9 @@ class Service:
         tryons = TryOnService(
             loader,
             scheduler,
+            results,
             model_identity(settings, engines),
             (settings.width, settings.height),
-            keep_s=settings.job_ttl_s + settings.request_timeout_s,
         )
         encoder = PromptEncoder(engines[0].pipeline.model)
         freeze_start_up_objects()
@@ -114,7 +115,7 @@ class Service:
         release_start_up_objects()
 
 
-def load_analyzers(settings: Settings, devices: list[str]) -> list[PersonAnalyzer]:
+def load_analyzers(settings: Settings, devices: Sequence[str]) -> list[PersonAnalyzer]:
     """Person preprocessing on every device, or none when no weights folder is in force. A
     folder that is named but incomplete or wrong fails the start (CheckpointError names it)."""
     weights = settings.preprocess_weights()

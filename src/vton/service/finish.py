@@ -2,8 +2,8 @@
 
 pasteBack: outside the mask, feathered over a few pixels, the result keeps the person photo's own
 pixels, so face, skin and background never drift. Framing: the working frame (768 x 1024 by
-default) or the original photo's framing, undoing the fit recorded at registration. The scheduler
-applies them (Finish.apply as the item's finisher) before the image's only PNG encode.
+default) or the original photo's framing, undoing the fit recorded at registration. The workers'
+post-process (tryon.post_process) applies them before the image's only PNG encode.
 """
 
 from __future__ import annotations

@@ -1,36 +1,39 @@
-"""Try-ons as the API sees them: a request becomes one scheduler job plus what answering it needs
-(the clothing ids, artifact timings and cache sources), kept by job id.
+"""Try-ons as the API sees them: a request becomes one scheduler job whose `request` (a
+TryOnRequest) holds what finishing and answering it needs: each item's clothing id, Finish and
+result-cache key, the artifact timings and cache sources. The scheduler's job table is the one
+registry: an asynchronous try-on is read back by its job id, a synchronous one leaves the table
+once finished.
 
-    reference (v2, batch): gather artifacts -> samples, finishers, result-cache keys -> submit
-    inline (v1):           fit the uploaded images -> a sample and its finisher, uncached -> submit
+    reference (v2, batch): gather artifacts -> samples, result-cache hits, load errors -> submit
+    inline (v1):           fit the uploaded images -> a sample, uncached -> submit
 
-Each item's Finish (paste-back, framing) is its finisher: the scheduler applies it before the
-image's only PNG encode, so a result (fresh or cached) is already finished.
+Items that fail before the engine and result-cache hits are settled at submit; the rest go
+through `post_process` on the worker: the item's Finish (paste-back, framing), the image's only
+PNG encode, the result cache.
 
-Every method may block (store, caches, the scheduler's result cache): call them from a thread.
+Every method may block (store, caches): call them from a thread.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from PIL import Image
 
 from vton.cache import Source, slowest
-from vton.engine.types import DiffusionOptions, SchedulerName, TryOnSample
+from vton.engine.types import DiffusionOptions, SchedulerName, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput, NotRegistered, StoreUnavailable, VtonError
 from vton.preprocess import ArtifactLoader, TryOnInputs
 from vton.preprocess.fit import fit_photo
 from vton.preprocess.inputs import check_description
 from vton.preprocess.person import fit_mask, fit_pose
-from vton.scheduler import ItemResult, Job, JobState, ResultKey, Scheduler
+from vton.scheduler import ItemResult, ItemStatus, Job, JobState, Scheduler, WorkItem
 from vton.service.finish import Finish, Framing
-from vton.service.results import result_cache_key
-from vton.store.ids import Category
+from vton.service.results import ResultCache, ResultKey
+from vton.store.ids import Category, GarmentKey, PersonKey
+from vton.store.png import encode_png
 
 Kind = Literal["single", "batch", "inline"]
 
@@ -60,12 +63,28 @@ class InlineImages:
 
 
 @dataclass(frozen=True)
-class PlannedItem:
-    """One requested garment: its place in the job, or the error that kept it out of the job."""
+class RequestItem:
+    """One requested garment: how its image is finished and cached (None: it never runs)."""
 
     clothing_id: str | None
-    job_index: int | None
-    error: VtonError | None = None
+    finish: Finish | None = None
+    result_key: ResultKey | None = None
+    """None: not cached (inline)."""
+
+
+@dataclass(frozen=True)
+class TryOnRequest:
+    """What the service keeps with a job (Job.request), item for item in the request's order."""
+
+    kind: Kind
+    items: tuple[RequestItem, ...]
+    artifacts_ms: float
+    cache_hits: dict[str, Source]
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def clothing_ids(self) -> list[str]:
+        return [item.clothing_id for item in self.items if item.clothing_id is not None]
 
 
 @dataclass(frozen=True)
@@ -79,34 +98,66 @@ class ItemView:
     result: ItemResult | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TryOn:
-    """A submitted request: its scheduler job and how to answer for each item."""
+    """A submitted try-on: its scheduler job, read with the request the service kept on it."""
 
     job: Job
-    kind: Kind
-    items: list[PlannedItem]
-    artifacts_ms: float
-    cache_hits: dict[str, Source]
-    started: float = field(default_factory=time.perf_counter)
 
     @property
-    def clothing_ids(self) -> list[str]:
-        return [item.clothing_id for item in self.items if item.clothing_id is not None]
+    def request(self) -> TryOnRequest:
+        return request_of(self.job)
 
     def view(self, index: int) -> ItemView:
         """Item `index` of the request."""
-        planned = self.items[index]
-        if planned.job_index is None:
-            return ItemView(planned.clothing_id, JobState.FAILED, error=planned.error)
-        status = self.job.snapshot().items[planned.job_index]
-        if status.result is None:
-            return ItemView(planned.clothing_id, status.state, error=status.error)
-        result = status.result
-        return ItemView(planned.clothing_id, status.state, png=result.png, result=result)
+        return self._view(self.job.snapshot().items[index])
 
     def views(self) -> list[ItemView]:
-        return [self.view(i) for i in range(len(self.items))]
+        return [self._view(status) for status in self.job.snapshot().items]
+
+    def _view(self, status: ItemStatus) -> ItemView:
+        clothing_id = self.request.items[status.index].clothing_id
+        result = status.result
+        if result is None:
+            return ItemView(clothing_id, status.state, error=status.error)
+        png = cast(bytes, result.value)  # post_process's PNG, or the result cache's
+        return ItemView(clothing_id, status.state, png=png, result=result)
+
+
+def request_of(job: Job) -> TryOnRequest:
+    """The TryOnRequest the service submitted the job with."""
+    if not isinstance(job.request, TryOnRequest):
+        raise TypeError(f"job {job.id} was not submitted by the try-on service")
+    return job.request
+
+
+def person_key(inputs: TryOnInputs) -> PersonKey:
+    person = inputs.person
+    return PersonKey(person.user_id, person.category, person.version)
+
+
+def garment_key(inputs: TryOnInputs) -> GarmentKey:
+    garment = inputs.garment
+    return GarmentKey(garment.user_id, garment.clothing_id, garment.version)
+
+
+def post_process(
+    results: ResultCache, item: WorkItem, output: TryOnOutput, timings_ms: dict[str, float]
+) -> bytes:
+    """The workers' PostProcess: the engine's image finished (paste-back, framing), encoded to
+    the PNG that is returned, and put in the result cache; the first two timed (finish, png)."""
+    planned = request_of(item.job).items[item.index]
+    image = output.pil
+    if planned.finish is not None:
+        started = time.perf_counter()
+        image = planned.finish.apply(image)
+        timings_ms["finish"] = (time.perf_counter() - started) * 1000.0
+    started = time.perf_counter()
+    png = encode_png(image)
+    timings_ms["png"] = (time.perf_counter() - started) * 1000.0
+    if planned.result_key is not None:
+        results.put(planned.result_key, png)
+    return png
 
 
 class TryOnService:
@@ -114,18 +165,17 @@ class TryOnService:
         self,
         loader: ArtifactLoader,
         scheduler: Scheduler,
+        results: ResultCache,
         model_id: str,
         size: tuple[int, int],
-        keep_s: float,
     ) -> None:
-        """size: the working (width, height); keep_s: how long a try-on stays readable by id."""
+        """results: the result cache the workers' post_process puts in; size: the working
+        (width, height)."""
         self.loader = loader
         self.scheduler = scheduler
+        self.results = results
         self.model_id = model_id
         self.width, self.height = size
-        self.keep_s = keep_s
-        self._tryons: OrderedDict[str, tuple[float, TryOn]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def diffusion_options(self, options: TryOnOptions) -> DiffusionOptions:
         return DiffusionOptions(
@@ -137,6 +187,10 @@ class TryOnService:
         )
 
     # -- submitting --------------------------------------------------------------------------
+    #
+    # asynchronous: the try-on stays readable by its job id (get, cancel) for VTON_JOB_TTL_S
+    # after it finishes; a synchronous one leaves the job table once finished (its caller holds
+    # the TryOn).
 
     def submit_reference(
         self,
@@ -145,6 +199,7 @@ class TryOnService:
         category: Category | None,
         options: TryOnOptions,
         kind: Kind,
+        asynchronous: bool,
     ) -> TryOn:
         """Tries the user's registered garments on the user's person. A garment that cannot be
         loaded fails alone; if none can, its error is raised."""
@@ -157,21 +212,26 @@ class TryOnService:
         if not good:
             raise gathered[0]  # type: ignore[misc]
         diffusion = self.diffusion_options(options)
-        samples, cache_keys, finishers, items = [], [], [], []
+        items: list[TryOnSample | ItemResult | VtonError] = []
+        planned: list[RequestItem] = []
         for clothing_id, got in zip(clothing_ids, gathered, strict=True):
             if isinstance(got, VtonError):
-                items.append(PlannedItem(clothing_id, None, got))
+                items.append(got)
+                planned.append(RequestItem(clothing_id))
                 continue
-            items.append(PlannedItem(clothing_id, len(samples)))
             finish = self._finish(got, options)
-            samples.append(self._sample(got, options.seed))
-            finishers.append(finish.apply)
             key = self._result_key(got, options.seed, diffusion, finish)
-            cache_keys.append(result_cache_key(key))
-        job = self.scheduler.submit(user_id, samples, diffusion, cache_keys, finishers)
-        return TryOn(job, kind, items, artifacts_ms, self._sources(good), started)
+            png = self.results.get(key)
+            items.append(
+                self._sample(got, options.seed) if png is None else ItemResult(png, {}, cached=True)
+            )
+            planned.append(RequestItem(clothing_id, finish, key))
+        request = TryOnRequest(kind, tuple(planned), artifacts_ms, self._sources(good), started)
+        return TryOn(self.scheduler.submit(user_id, items, diffusion, request, asynchronous))
 
-    def submit_inline(self, user_id: str, images: InlineImages, options: TryOnOptions) -> TryOn:
+    def submit_inline(
+        self, user_id: str, images: InlineImages, options: TryOnOptions, asynchronous: bool
+    ) -> TryOn:
         """One try-on of uploaded images; nothing is stored or cached."""
         started = time.perf_counter()
         person, fit = fit_photo(images.person)
@@ -185,39 +245,20 @@ class TryOnService:
             seed=options.seed,
         )
         finish = Finish(person, mask, fit, options.paste_back, options.framing)
-        diffusion = self.diffusion_options(options)
-        job = self.scheduler.submit(user_id, [sample], diffusion, finishers=[finish.apply])
-        items = [PlannedItem(None, 0)]
         artifacts_ms = (time.perf_counter() - started) * 1000.0
-        return TryOn(job, "inline", items, artifacts_ms, {}, started)
+        request = TryOnRequest("inline", (RequestItem(None, finish),), artifacts_ms, {}, started)
+        diffusion = self.diffusion_options(options)
+        return TryOn(self.scheduler.submit(user_id, [sample], diffusion, request, asynchronous))
 
     # -- asynchronous try-ons, by job id ------------------------------------------------------
 
-    def track(self, tryon: TryOn) -> TryOn:
-        """Keeps an asynchronous try-on readable by its job id for keep_s seconds (a synchronous
-        one is answered once and needs no keeping)."""
-        now = time.monotonic()
-        with self._lock:
-            self._tryons[tryon.job.id] = (now, tryon)
-            while self._tryons:
-                oldest_id, (kept_at, _) = next(iter(self._tryons.items()))
-                if now - kept_at <= self.keep_s:
-                    break
-                del self._tryons[oldest_id]
-        return tryon
-
     def get(self, user_id: str, job_id: str) -> TryOn:
         """The user's try-on; another user's, or an unknown or expired id, is NotRegistered."""
-        with self._lock:
-            kept = self._tryons.get(job_id)
-        if kept is None or kept[1].job.user_id != user_id:
-            raise NotRegistered(f"job {job_id!r} not found")
-        return kept[1]
+        return TryOn(self.scheduler.get(job_id, user_id))
 
     def cancel(self, user_id: str, job_id: str) -> TryOn:
-        tryon = self.get(user_id, job_id)
-        self.scheduler.cancel(job_id, user_id)
-        return tryon
+        """Cancels the user's try-on (a finished one is left as it is)."""
+        return TryOn(self.scheduler.cancel(job_id, user_id))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -254,18 +295,16 @@ class TryOnService:
             garment=garment.image,
             text=garment.text,
             seed=seed,
-            person_key=f"{person.user_id}/{person.category.value}@{person.version}",
-            garment_key=f"{garment.user_id}/{garment.clothing_id}@{garment.version}",
+            person_key=person_key(inputs),
+            garment_key=garment_key(inputs),
         )
 
     def _result_key(
         self, inputs: TryOnInputs, seed: int, diffusion: DiffusionOptions, finish: Finish
     ) -> ResultKey:
-        person, garment = inputs.person, inputs.garment
         return ResultKey(
-            user_id=person.user_id,
-            person_version=f"{person.version}/{person.category.value}",
-            garment_version=f"{garment.clothing_id}@{garment.version}",
+            person=person_key(inputs),
+            garment=garment_key(inputs),
             model=self.model_id,
             seed=seed,
             options=diffusion,

@@ -8,7 +8,7 @@ POST /api/fitting/batch-tryon            one person, several garments
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,9 @@ from vton.errors import InvalidInput
 from vton.scheduler import EngineFailed, JobTimeout
 from vton.service.tryon import ItemView, TryOn
 
-PNG = {200: {"content": {"image/png": {}}, "description": "JSON, or PNG with Accept: image/png"}}
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "JSON, or PNG with Accept: image/png"}
+}
 GRACE_S = 5.0
 """Past the scheduler's own deadline, how long a request still waits for the job's end."""
 
@@ -82,6 +84,7 @@ async def single_item_tryon_v2(
         body.category,
         body.options(),
         "single",
+        asynchronous=False,
     )
     return answer_single(request, tryon, await wait_finished(tryon, settings))
 
@@ -96,7 +99,9 @@ async def single_item_tryon(
 ) -> Response:
     """v1: person, mask, DensePose and garment images in the request; nothing is stored."""
     images = await form.images()
-    tryon = await run_in_threadpool(service.tryons.submit_inline, user, images, form.options)
+    tryon = await run_in_threadpool(
+        service.tryons.submit_inline, user, images, form.options, asynchronous=False
+    )
     return answer_single(request, tryon, await wait_finished(tryon, settings))
 
 
@@ -124,6 +129,7 @@ async def batch_tryon(
         body.category,
         body.options(),
         "batch",
+        asynchronous=False,
     )
     views = await wait_finished(tryon, settings)
     annotate(request, **presenters.log_fields(tryon, views))

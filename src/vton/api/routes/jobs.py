@@ -24,13 +24,14 @@ from vton.api.schemas.common import ERROR_RESPONSES, ApiModel
 from vton.api.schemas.jobs import BatchJobRequest, JobAccepted, JobRequest, JobStatus
 from vton.api.uploads import InlineForm
 from vton.scheduler import ItemFinished, JobFinished, Progress
-from vton.service.tryon import TryOn
+from vton.service.tryon import Kind, TryOn
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 def accepted(request: Request, tryon: TryOn) -> JobAccepted:
-    annotate(request, kind=tryon.kind, job=tryon.job.id, clothing=",".join(tryon.clothing_ids))
+    kept = tryon.request
+    annotate(request, kind=kept.kind, job=tryon.job.id, clothing=",".join(kept.clothing_ids))
     status_url = str(request.url_for("get_job", job_id=tryon.job.id).path)
     return JobAccepted(
         job_id=tryon.job.id,
@@ -49,15 +50,22 @@ async def submit_job(
     settings: SettingsDep,
 ) -> JobAccepted:
     """Queues a single (`type: single`) or batch (`type: batch`) try-on by reference."""
+    kind: Kind
     if isinstance(body, BatchJobRequest):
         check_batch_size(body.clothing_ids, settings)
         ids, kind = body.clothing_ids, "batch"
     else:
         ids, kind = [body.clothing_id], "single"
     tryon = await run_in_threadpool(
-        service.tryons.submit_reference, user, ids, body.category, body.options(), kind
+        service.tryons.submit_reference,
+        user,
+        ids,
+        body.category,
+        body.options(),
+        kind,
+        asynchronous=True,
     )
-    return accepted(request, service.tryons.track(tryon))
+    return accepted(request, tryon)
 
 
 @router.post("/inline", status_code=202, response_model=JobAccepted)
@@ -69,8 +77,10 @@ async def submit_inline_job(
 ) -> JobAccepted:
     """Queues a v1 inline try-on (the multipart form of /api/fitting/single-item-tryon)."""
     images = await form.images()
-    tryon = await run_in_threadpool(service.tryons.submit_inline, user, images, form.options)
-    return accepted(request, service.tryons.track(tryon))
+    tryon = await run_in_threadpool(
+        service.tryons.submit_inline, user, images, form.options, asynchronous=True
+    )
+    return accepted(request, tryon)
 
 
 @router.get("/{job_id}", response_model=JobStatus)
@@ -109,19 +119,13 @@ async def job_events(job_id: str, user: CurrentUser, service: ServiceDep) -> Str
 
 
 async def stream(tryon: TryOn) -> AsyncIterator[str]:
-    by_job_index = {p.job_index: i for i, p in enumerate(tryon.items) if p.job_index is not None}
-    for index, planned in enumerate(tryon.items):
-        if planned.job_index is None:  # failed before the engine
-            view = tryon.view(index)
-            yield sse("item", presenters.job_item(tryon, index, view, 0.0))
     async for event in tryon.job.events():
         if isinstance(event, Progress):
             yield sse("progress", {"step": event.step, "totalSteps": event.total_steps})
         elif isinstance(event, ItemFinished):
-            index = by_job_index[event.index]
-            view = await run_in_threadpool(tryon.view, index)
+            view = await run_in_threadpool(tryon.view, event.index)
             total = presenters.elapsed_ms(tryon)
-            yield sse("item", presenters.job_item(tryon, index, view, total))
+            yield sse("item", presenters.job_item(tryon, event.index, view, total))
         elif isinstance(event, JobFinished):
             status = presenters.job_status(tryon, [])
             yield sse("finished", status)
