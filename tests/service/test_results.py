@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 from tests.helpers import random_image
 from vton.engine.types import DiffusionOptions, TryOnOutput
@@ -17,7 +17,7 @@ from vton.errors import StoreUnavailable
 from vton.scheduler import Job, WorkItem
 from vton.service.finish import Finish
 from vton.service.results import ResultCache, ResultKey
-from vton.service.tryon import RequestItem, TryOnRequest, post_process
+from vton.service.tryon import RequestItem, TryOnRequest, post_process, request_of
 from vton.store.ids import Category, GarmentKey, PersonKey
 from vton.store.local import LocalStore
 
@@ -99,8 +99,8 @@ def test_a_failing_store_is_a_miss_and_a_failed_put_is_logged(
     assert cache.get(KEY) == b"png bytes"  # memory still serves it
 
 
-def _work_item(finish: Finish | None, key: ResultKey | None) -> WorkItem:
-    request = TryOnRequest("single", (RequestItem("shirt", finish, key),), 0.0, {})
+def _work_item(finish: Finish, key: ResultKey | None) -> WorkItem:
+    request = TryOnRequest("single", (RequestItem("shirt", key),), 0.0, {}, 0.0, {0: finish})
     job = Job("alice", 1, OPTIONS.steps, 60.0, "cpu", lambda _job: None, request)
     return WorkItem(job, 0, None, OPTIONS, 0.0)  # type: ignore[arg-type]  # the sample is unread
 
@@ -113,12 +113,14 @@ def test_post_process_finishes_before_the_only_encode_and_caches_that(tmp_path: 
     cache = ResultCache(LocalStore(tmp_path), memory_bytes=2**20)
     timings: dict[str, float] = {"diffusion": 1.0}
     output = TryOnOutput(image=None, pil=engine_image)  # type: ignore[arg-type]
-    png = post_process(cache, _work_item(finish, KEY), output, timings)
+    item = _work_item(finish, KEY)
+    png = post_process(cache, item, output, timings)
     decoded = Image.open(io.BytesIO(png))
     assert decoded.format == "PNG"
     assert decoded.convert("RGB").tobytes() == finish.apply(engine_image).tobytes()
     assert {"diffusion", "finish", "png"} == set(timings)
     assert cache.get(KEY) == png  # the cache holds the finished image
+    assert not request_of(item.job).finishes  # the job no longer holds the person images
 
 
 def test_post_process_that_fails_caches_nothing(tmp_path: Path) -> None:
@@ -134,10 +136,11 @@ def test_post_process_that_fails_caches_nothing(tmp_path: Path) -> None:
     assert cache.get(KEY) is None
 
 
-def test_post_process_of_an_uncached_item_keeps_the_image(tmp_path: Path) -> None:
+def test_post_process_of_an_uncached_item_caches_nothing(tmp_path: Path) -> None:
     image = random_image(5)
+    as_is = Finish(random_image(6), Image.new("L", (96, 128)), None, False, "768x1024")
     cache = ResultCache(LocalStore(tmp_path), memory_bytes=2**20)
-    output = TryOnOutput(image=None, pil=ImageOps.invert(image))  # type: ignore[arg-type]
-    png = post_process(cache, _work_item(None, None), output, {})
-    assert Image.open(io.BytesIO(png)).tobytes() == ImageOps.invert(image).tobytes()
+    output = TryOnOutput(image=None, pil=image)  # type: ignore[arg-type]
+    png = post_process(cache, _work_item(as_is, None), output, {})
+    assert Image.open(io.BytesIO(png)).tobytes() == image.tobytes()
     assert len(cache.memory) == 0

@@ -1,6 +1,6 @@
 """Try-ons as the API sees them: a request becomes one scheduler job whose `request` (a
-TryOnRequest) holds what finishing and answering it needs: each item's clothing id, Finish and
-result-cache key, the artifact timings and cache sources. The scheduler's job table is the one
+TryOnRequest) holds what finishing and answering it needs: each item's clothing id, result-cache
+key and Finish, the artifact timings and cache sources. The scheduler's job table is the one
 registry: an asynchronous try-on is read back by its job id, a synchronous one leaves the table
 once finished.
 
@@ -64,12 +64,11 @@ class InlineImages:
 
 @dataclass(frozen=True)
 class RequestItem:
-    """One requested garment: how its image is finished and cached (None: it never runs)."""
+    """One requested garment (clothing_id None: inline) and its result-cache key (None: not
+    cached, or it never runs)."""
 
     clothing_id: str | None
-    finish: Finish | None = None
     result_key: ResultKey | None = None
-    """None: not cached (inline)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,9 @@ class TryOnRequest:
     artifacts_ms: float
     cache_hits: dict[str, Source]
     started: float = field(default_factory=time.perf_counter)
+    finishes: dict[int, Finish] = field(default_factory=dict)
+    """The Finish of each item to run, until post_process takes it: a job kept by id does not
+    hold on to the person images."""
 
     @property
     def clothing_ids(self) -> list[str]:
@@ -146,17 +148,17 @@ def post_process(
 ) -> bytes:
     """The workers' PostProcess: the engine's image finished (paste-back, framing), encoded to
     the PNG that is returned, and put in the result cache; the first two timed (finish, png)."""
-    planned = request_of(item.job).items[item.index]
-    image = output.pil
-    if planned.finish is not None:
-        started = time.perf_counter()
-        image = planned.finish.apply(image)
-        timings_ms["finish"] = (time.perf_counter() - started) * 1000.0
+    request = request_of(item.job)
+    finish = request.finishes.pop(item.index)
+    started = time.perf_counter()
+    image = finish.apply(output.pil)
+    timings_ms["finish"] = (time.perf_counter() - started) * 1000.0
     started = time.perf_counter()
     png = encode_png(image)
     timings_ms["png"] = (time.perf_counter() - started) * 1000.0
-    if planned.result_key is not None:
-        results.put(planned.result_key, png)
+    key = request.items[item.index].result_key
+    if key is not None:
+        results.put(key, png)
     return png
 
 
@@ -214,6 +216,7 @@ class TryOnService:
         diffusion = self.diffusion_options(options)
         items: list[TryOnSample | ItemResult | VtonError] = []
         planned: list[RequestItem] = []
+        finishes: dict[int, Finish] = {}
         for clothing_id, got in zip(clothing_ids, gathered, strict=True):
             if isinstance(got, VtonError):
                 items.append(got)
@@ -221,12 +224,16 @@ class TryOnService:
                 continue
             finish = self._finish(got, options)
             key = self._result_key(got, options.seed, diffusion, finish)
+            planned.append(RequestItem(clothing_id, key))
             png = self.results.get(key)
-            items.append(
-                self._sample(got, options.seed) if png is None else ItemResult(png, {}, cached=True)
-            )
-            planned.append(RequestItem(clothing_id, finish, key))
-        request = TryOnRequest(kind, tuple(planned), artifacts_ms, self._sources(good), started)
+            if png is not None:
+                items.append(ItemResult(png, {}, cached=True))
+                continue
+            finishes[len(items)] = finish
+            items.append(self._sample(got, options.seed))
+        request = TryOnRequest(
+            kind, tuple(planned), artifacts_ms, self._sources(good), started, finishes
+        )
         return TryOn(self.scheduler.submit(user_id, items, diffusion, request, asynchronous))
 
     def submit_inline(
@@ -246,7 +253,9 @@ class TryOnService:
         )
         finish = Finish(person, mask, fit, options.paste_back, options.framing)
         artifacts_ms = (time.perf_counter() - started) * 1000.0
-        request = TryOnRequest("inline", (RequestItem(None, finish),), artifacts_ms, {}, started)
+        request = TryOnRequest(
+            "inline", (RequestItem(None),), artifacts_ms, {}, started, {0: finish}
+        )
         diffusion = self.diffusion_options(options)
         return TryOn(self.scheduler.submit(user_id, [sample], diffusion, request, asynchronous))
 
