@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,14 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import torch
 
-from bench.results import write_section
+from bench.harness import build_fullsize_model, machine, write_section
 from tests.api.live import LiveServer, make_settings, register_garment, register_person
 from vton.config import Settings
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.runtime import quiet_model_libraries
 from vton.engine.tiny import make_tiny_model
 from vton.scheduler import DevicePipelines
 from vton.service import LoadEngine
@@ -78,14 +74,12 @@ On the GPU the 1-client overhead is mostly host work on the image: paste-back (c
 a feathered mask) and one PNG encoding, both on the worker's finisher thread, then base64 and
 JSON (images of random weights are noise, whose PNGs are about 3x a photo's), plus HTTP and the
 artifact gather. Batching gains little here because the full-size engine is already compute-bound
-from batch 1 on (bench/gpu_bench.py: 0.70 try-ons/s at batch 1, 1.00 at batch 8).""",
+from batch 1 on (bench/RESULTS.md, gpu-bench: throughput at batch 1 against batch 8).""",
 )
 
 
 def load_fullsize(settings: Settings, device: str) -> DeviceEngine:
-    """The full-size IDM-VTON (bench/fullsize.py) on `device`, without a fallback copy."""
-    from bench.fullsize import build_fullsize_model
-
+    """The full-size IDM-VTON (bench/harness.py) on `device`, without a fallback copy."""
     dtype = resolve_dtype(settings.dtype, device)
     pipeline = TryOnPipeline(
         build_fullsize_model(dtype, device), EngineOptimizations(compile=False)
@@ -167,13 +161,6 @@ def measure(model: Path, tmp: Path, setup: Setup, load: LoadEngine) -> dict[str,
             server.stop()
 
 
-def machine() -> str:
-    host = f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()}, {host}, torch {torch.__version__}"
-    return host
-
-
 def report(results: dict[str, list[Level]], setup: Setup, command: str) -> str:
     lines = [
         f"## Service: overhead and throughput ({setup.title})",
@@ -203,7 +190,6 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     setup, load = (GPU, load_fullsize) if args.fullsize else (CPU, load_engine)
-    quiet_model_libraries()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = make_tiny_model(tmp / "model")  # on CPU the engine; for both the model id

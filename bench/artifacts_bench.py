@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
-from bench.results import write_section
+from bench.harness import photo_like, write_section
 from tests.s3_server import S3_ENV, S3TestServer, make_s3_store
 from vton.cache import TieredCache
 from vton.engine.types import TextEmbeddings
@@ -41,16 +40,6 @@ store: the price of never serving a re-registered person stale. At 0 ms the figu
 (PNG and safetensors decoding, and moto serving from the same process, on 2 cores), so the pool
 helps little; with a per-GET latency, as a remote S3 has, the loads overlap (cold, 1 garment: 2
 rounds of latency instead of 8)."""
-
-
-def photo(seed: int, mode: str = "RGB") -> Image.Image:
-    """Smooth shapes plus sensor-like noise: PNG sizes close to a real photo's."""
-    rng = np.random.default_rng(seed)
-    bands = 3 if mode == "RGB" else 1
-    coarse = Image.fromarray(rng.integers(0, 256, (16, 12, bands), dtype=np.uint8).squeeze())
-    smooth = np.asarray(coarse.resize((768, 1024), Image.Resampling.BICUBIC), dtype=np.int16)
-    noisy = smooth + rng.integers(-3, 4, smooth.shape, dtype=np.int16)
-    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8), mode=mode)
 
 
 class RealShapeEncoder:
@@ -70,10 +59,16 @@ class RealShapeEncoder:
 def register(store: Store) -> None:
     mask = Image.new("L", (768, 1024), 0)
     mask.paste(255, (100, 150, 668, 600))
-    register_person(store, "u1", photo(0), {"upper_body": mask}, photo(1))
+    register_person(store, "u1", photo_like(0), {"upper_body": mask}, photo_like(1))
     for i, clothing_id in enumerate(GARMENTS):
         register_garment(
-            store, RealShapeEncoder(), "u1", clothing_id, photo(10 + i), f"shirt {i}", "upper_body"
+            store,
+            RealShapeEncoder(),
+            "u1",
+            clothing_id,
+            photo_like(10 + i),
+            f"shirt {i}",
+            "upper_body",
         )
 
 

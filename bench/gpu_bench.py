@@ -1,654 +1,384 @@
-"""Full-size IDM-VTON on one GPU: the original implementation's way (BASELINE) against the
-optimised engine, on identical inputs and noise, in one process. Prints a table last and writes
-details to $OUT (or ./var/bench). Run: PYTHONPATH=src:. python bench/gpu_bench.py [--no-compile]
+"""Full-size IDM-VTON (random weights) on one GPU: each variant of the engine is a row of ROWS,
+started as the service starts a device and measured on the same inputs and noise. Prints a
+short table last; details go to $OUT (or ./var/bench).
 
-Baseline = EngineOptimizations.reference(): eager fp16, GarmentNet in full every step, TryonNet
-self-attention with queries for the garment tokens too, conditioning re-encoded per request, the
-VAE in fp32 as its config says (no TF32), garments one after another.
+    PYTHONPATH=src:. python bench/gpu_bench.py [--rows reference,default] [--restart]
+        [--no-compile] [--max-batch 8] [--steps 20] [--batches 8] [--first-steps 4]
+    PYTHONPATH=src:. python bench/gpu_bench.py --tiny --device cpu     (a check of the logic)
+
+Each row gets a freshly built model (the optimisations change the model in place). Measures:
+`first_requests` (right after the warm-up: one request of each shape the service can reach,
+timed, with the graphs captured and the steps run eagerly during it), `tryon` (one 20-step
+try-on: median of repeats after a first call, per phase, peak memory, the image against the
+first row's), `garments` (10 garments on one person, in batches of at most --max-batch as the
+service's scheduler forms them; one after another for the reference) and `batch` (try-ons per
+second at each of --batches). `--restart` then starts the default engine again in a new
+process with the same compile cache: the service's warm restart.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import gc
-import io
 import json
-import math
 import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.utils.flop_counter import FlopCounterMode
 
-from bench.fullsize import build_fullsize_model
-from vton.engine.garment_cache import GarmentFeatureCache
-from vton.engine.gc_pause import freeze_start_up_objects
-from vton.engine.images import to_pil
+from bench.harness import (
+    FULL_SIZE,
+    OUT,
+    TINY_SIZE,
+    Samples,
+    as_the_original_runs,
+    build_fullsize_model,
+    build_tiny_model,
+    compile_counters,
+    diffusion_options,
+    engine_counters,
+    free_memory,
+    machine,
+    matmul_tflops,
+    peak_gib,
+    psnr,
+    reset_peak_memory,
+    start_up,
+    sync,
+    timed,
+    tryon,
+)
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.runtime import quiet_model_libraries
-from vton.engine.step import run_garment_net, run_networks
 from vton.engine.types import DiffusionOptions, TryOnSample
-from vton.store.png import encode_png
 
-WARM_UP_SIZES = (1, 2, 3, 4, 8, 10, 16)
-GARMENT_CACHE_BYTES = 40 << 30  # 10 garments x 20 steps x 157 MB at 1024x768, and room
-W, H = (96, 128) if os.environ.get("BENCH_SMOKE") else (768, 1024)
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-OUT = Path(os.environ.get("OUT", "var/bench"))
-rows: list[tuple[str, str, str, str]] = []  # (measure, baseline, optimised, note)
-details: dict[str, object] = {}
+GARMENT_CACHE_BYTES = 40 << 30  # 10 garments x 20 steps at 1024x768 (NOTES: garment cache row)
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
+@dataclass(frozen=True)
+class Variant:
+    """One row: the engine's switches and what to measure with them."""
+
+    name: str
+    optimizations: EngineOptimizations
+    measures: tuple[str, ...] = ("tryon", "garments", "batch")
+    original: bool = False
+    """The original implementation's way around the engine: no warm-up, one try-on at a time,
+    TF32 at torch's defaults and inference mode (harness.as_the_original_runs)."""
+    keyed: bool = True
+    note: str = ""
 
 
-def peak_gib() -> float:
-    """Peak GPU memory allocated since the last reset, in GiB (0 on the CPU)."""
-    return torch.cuda.max_memory_allocated() / 2**30 if DEVICE == "cuda" else 0.0
+ROWS = (
+    Variant(
+        "reference",
+        # sync_free_steps: the original waits for the GPU at each step too (diffusers' DDPM step
+        # reads its device timestep), so this favours the reference (NOTES, "Why the reference
+        # mode was slower")
+        replace(EngineOptimizations.reference(), sync_free_steps=True),
+        measures=("tryon", "garments"),
+        original=True,
+        keyed=False,
+        note="the original's arithmetic and precision, one try-on at a time",
+    ),
+    Variant(
+        "default",
+        EngineOptimizations(),
+        measures=("first_requests", "tryon", "garments", "batch"),
+        note="the service's defaults",
+    ),
+    Variant(
+        "garment_features_once",
+        EngineOptimizations(garment_features_once=True),
+        note="opt-in, changes the output",
+    ),
+    Variant(
+        "garment_cache",
+        EngineOptimizations(garment_feature_cache_bytes=GARMENT_CACHE_BYTES),
+        measures=("first_requests", "tryon", "garments"),
+        note="opt-in; repeat garments: each measure's first call fills the cache",
+    ),
+    Variant("uncompiled", EngineOptimizations(compile=False), note="defaults without compile"),
+)
 
 
-def sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
+@dataclass
+class Bench:
+    """What every row is measured with."""
+
+    args: argparse.Namespace
+    size: tuple[int, int]
+    samples: Samples
+    build: Callable[[], Any]
+    first_png: bytes | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def options(self, steps: int | None = None, guidance_scale: float = 2.0) -> DiffusionOptions:
+        return diffusion_options(self.size, steps or self.args.steps, guidance_scale)
 
 
-def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall seconds of fn() (the GPU synchronised) after warm-up."""
-    for _ in range(warmup):
-        fn()
+def in_batches(samples: list[TryOnSample], size: int) -> Iterator[list[TryOnSample]]:
+    for i in range(0, len(samples), size):
+        yield samples[i : i + size]
+
+
+def seconds(fn: Callable[[], object]) -> float:
     sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
 
 
-def noise_image(seed: int, mode: str = "RGB") -> Image.Image:
-    rng = np.random.default_rng(seed)
-    shape = (H, W, 3) if mode == "RGB" else (H, W)
-    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode)
+def measure_first_requests(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
+    """One request of each reachable shape (batch 1..max, guidance on and off, keyed and
+    unkeyed samples), new people and garments each, right after the warm-up: its seconds, the
+    CUDA graphs captured and the steps run eagerly during it (both 0 when the warm-up covered
+    the shape), and the same request again."""
+    shapes: dict[str, dict[str, Any]] = {}
+    first = 1000
+    for batch in range(1, bench.args.max_batch + 1):
+        for guidance_scale in (2.0, 1.0):
+            for keyed in (True, False):
+                samples = bench.samples.mixed(batch, keyed, first=first)
+                first += batch
+                options = bench.options(bench.args.first_steps, guidance_scale)
+                before = engine_counters(pipeline)
+                took = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
+                after = engine_counters(pipeline)
+                again = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
+                label = f"b{batch} guidance {guidance_scale} {'keyed' if keyed else 'unkeyed'}"
+                shapes[label] = {
+                    "first_s": took,
+                    "again_s": again,
+                    **{
+                        f"{name}_during_first": (None if a is None else a - (before[name] or 0))
+                        for name, a in after.items()
+                    },
+                }
+                print(f"[{row.name}] first request {label}: {shapes[label]}", flush=True)
+    return {"first_requests": shapes, "counters_after": engine_counters(pipeline)}
 
 
-def use_noise_inputs(persons: int, garments: int) -> None:
-    """The people and garments make_sample picks from: noise images of fixed seeds (person i:
-    10 + i, its mask 100 + i, its pose 200 + i; garment g: 300 + g)."""
-    PERSONS[:] = [
-        (noise_image(10 + i), noise_image(100 + i, "L"), noise_image(200 + i))
-        for i in range(persons)
-    ]
-    GARMENTS[:] = [noise_image(300 + g) for g in range(garments)]
-
-
-def make_sample(person: int, garment: int, keyed: bool, seed: int = 42) -> TryOnSample:
-    return TryOnSample(
-        person=PERSONS[person][0],
-        mask=PERSONS[person][1],
-        pose=PERSONS[person][2],
-        garment=GARMENTS[garment],
-        description=f"a garment number {garment}",
-        seed=seed,
-        person_key=f"p{person}:v1" if keyed else None,
-        garment_key=f"g{garment}:v1" if keyed else None,
-    )
-
-
-def tryon(pipeline: TryOnPipeline, samples: list[TryOnSample], steps: int) -> list[bytes]:
-    """Server time from artifacts to PNG bytes (encoded one after another, as the service's
-    finisher thread does; each encode uses the encoder's own threads)."""
-    outputs = pipeline(samples, DiffusionOptions(steps=steps, height=H, width=W))
-    return [encode_png(o.pil) for o in outputs]
-
-
-def tryon_split(pipeline: TryOnPipeline, samples: list[TryOnSample], steps: int) -> dict:
-    """One try-on's milliseconds per phase (median of 3): the pipeline's own timings (encode,
-    diffusion, decode, each ended by a device sync), the 8-bit images to PIL and the rest of the
-    call, the PNG encodes, and the total as `tryon` times it."""
+def measure_tryon(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
+    one = [bench.samples.one(0, 0, row.keyed)]
+    options = bench.options()
+    reset_peak_memory()
+    png = tryon(pipeline, one, options)[0][0]  # warms this row's caches
+    peak = peak_gib()
     runs = []
-    for _ in range(3):
-        start = time.perf_counter()
-        outputs = pipeline(samples, DiffusionOptions(steps=steps, height=H, width=W))
-        called = time.perf_counter()
-        for output in outputs:
-            encode_png(output.pil)
-        end = time.perf_counter()
-        split = dict(outputs[0].timings_ms)
-        split["to_pil_and_rest"] = (called - start) * 1e3 - sum(split.values())
-        split["png"] = (end - called) * 1e3
-        split["total"] = (end - start) * 1e3
-        runs.append(split)
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-
-
-class CollectionPauses:
-    """Python's garbage collections while installed: per generation, count and milliseconds."""
-
-    def __init__(self) -> None:
-        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._start = 0.0
-
-    def _on(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        else:
-            self.pauses[info["generation"]].append((time.perf_counter() - self._start) * 1e3)
-
-    def __enter__(self) -> CollectionPauses:
-        gc.callbacks.append(self._on)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        gc.callbacks.remove(self._on)
-
-    def summary(self) -> dict[str, str]:
-        return {
-            f"gen{g}": f"{len(p)} x, {sum(p):.0f} ms, max {max(p, default=0):.0f} ms"
-            for g, p in self.pauses.items()
-        }
-
-
-def matmul_rate(dtype: torch.dtype, n: int = 8192) -> float:
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
-    seconds = timed(lambda: a @ b, repeats=20, warmup=3)
-    return 2 * n**3 / seconds / 1e12
-
-
-def one_step_inputs(pipeline: TryOnPipeline, batch: int):
-    samples = [make_sample(i % len(PERSONS), i % len(GARMENTS), keyed=False) for i in range(batch)]
-    options = DiffusionOptions(steps=1, height=H, width=W)
-    cond = pipeline.conditioning.assemble(samples, options, guidance=True, dedupe_garments=False)
-    latents = torch.randn(
-        batch,
-        4,
-        H // 8,
-        W // 8,
-        device=DEVICE,
-        dtype=pipeline.model.dtype,
-        generator=torch.Generator(DEVICE).manual_seed(0),
-    )
-    return cond, latents
-
-
-def garment_step(pipeline: TryOnPipeline, cond, t: int = 500) -> None:
-    run_garment_net(pipeline.model, torch.tensor(t, device=DEVICE), cond)
-    pipeline.model.bank.guidance, pipeline.model.bank.index = True, cond.garment_index
-
-
-def step_input(cond, latents: torch.Tensor) -> torch.Tensor:
-    """TryonNet's 13-channel input for the guidance batch, as the pipeline builds it."""
-    latent_in = torch.cat([latents, latents])
-    return torch.cat([latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], 1)
-
-
-@torch.no_grad()
-def tryon_step(pipeline: TryOnPipeline, cond, latents, t: int = 500) -> torch.Tensor:
-    """TryonNet alone, on the garment features `garment_step` left in the bank."""
-    return pipeline.model.tryon_net(
-        step_input(cond, latents),
-        t,
-        encoder_hidden_states=cond.context,
-        added_cond_kwargs={"text_embeds": cond.text_embeds, "time_ids": cond.time_ids},
-    ).sample
-
-
-def eager_step(pipeline, cond, latents) -> torch.Tensor:
-    """GarmentNet + TryonNet without a CUDA graph, whatever the pipeline's setting."""
-    t = torch.tensor(500, device=latents.device)
-    return run_networks(pipeline.model, step_input(cond, latents), t, cond, True)
-
-
-def full_step(pipeline, cond, latents) -> torch.Tensor:
-    """GarmentNet + TryonNet in one step (a CUDA graph where enabled)."""
-    t = torch.tensor(500, device=latents.device)
-    return pipeline.networks(step_input(cond, latents), t, cond, True)
-
-
-LOOP_STEPS = 8
-
-
-def loop_steps(pipeline: TryOnPipeline, cond, latents) -> Callable[[], torch.Tensor]:
-    """LOOP_STEPS network steps as the pipeline's loop runs them: with the GarmentNet passes
-    where its mode runs them outside the step (garment_net_ahead, garment_features_once)."""
-    timesteps = torch.linspace(900, 100, LOOP_STEPS, device=latents.device).round().long()
-
-    def run() -> torch.Tensor:
-        features = pipeline.garment_features_for(cond, timesteps)
-        for i, t in enumerate(timesteps):
-            noise = pipeline.networks(step_input(cond, latents), t, cond, True, features(i))
-        return noise
-
-    return run
-
-
-def count_flops(fn: Callable[[], object]) -> float:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops() / 1e12
-
-
-def phase_split(pipeline: TryOnPipeline, label: str) -> dict[str, float]:
-    """Per-phase milliseconds at batch 1 (median of repeats)."""
-
-    cond, latents = one_step_inputs(pipeline, 1)
-    phases = {
-        "garmentnet_ms": timed(lambda: garment_step(pipeline, cond), repeats=10) * 1e3,
-        "tryonnet_ms": timed(lambda: eager_step(pipeline, cond, latents), repeats=10) * 1e3,
-        "step_as_run_ms": timed(loop_steps(pipeline, cond, latents), repeats=5) * 1e3 / LOOP_STEPS,
-        "vae_decode_ms": timed(lambda: pipeline.decode(latents), repeats=5) * 1e3,
+    for _ in range(bench.args.repeats):
+        took = seconds(lambda: runs.append(tryon(pipeline, one, options)[1]))
+        runs[-1]["total"] = took * 1e3
+    phases = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    if bench.first_png is None:
+        bench.first_png = png
+    max_abs, db = psnr(bench.first_png, png)
+    return {
+        "tryon_s": phases["total"] / 1e3,
+        "tryon_ms_per_phase": phases,
+        "peak_gib_b1": peak,
+        "image_vs_first_row": f"{max_abs} / {db:.1f} dB",
     }
-    phases["tryonnet_ms"] -= phases["garmentnet_ms"]
-    sample = [make_sample(0, 0, keyed=False)]
-    options = DiffusionOptions(steps=1, height=H, width=W)
-    phases["encoders_ms"] = (
-        timed(lambda: pipeline.conditioning.assemble(sample, options, True), repeats=5) * 1e3
-    )
-    image = pipeline.decode(latents)[0][0]
-
-    pil = to_pil(image)
-    phases["host_to_pil_ms"] = timed(lambda: to_pil(image), repeats=5, warmup=1) * 1e3
-    phases["host_png_ms"] = timed(lambda: encode_png(pil), repeats=5, warmup=1) * 1e3
-    details[f"phases_{label}"] = phases
-    return phases
 
 
-def step_flops(pipeline: TryOnPipeline, label: str) -> dict[str, float]:
-    """TFLOP of one step at batch 1, GarmentNet and TryonNet. Run after the pipeline's timings:
-    on the compiled pipeline, FlopCounterMode left the decode twice as slow (64 -> 129 ms, H100)
-    and the loop +36 ms for every later call in the process (`bench/history_probe.py`)."""
-    cond, latents = one_step_inputs(pipeline, 1)
-    flops = {
-        "garmentnet_tflop": count_flops(lambda: garment_step(pipeline, cond)),
-        "tryonnet_tflop": count_flops(lambda: tryon_step(pipeline, cond, latents)),
-    }
-    details[f"flops_{label}"] = flops
-    return flops
+def measure_garments(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
+    garments = bench.samples.garments_on_one_person(10, row.keyed)
+    size = 1 if row.original else bench.args.max_batch
+    options = bench.options()
+
+    def run() -> None:
+        for batch in in_batches(garments, size):
+            tryon(pipeline, batch, options)
+
+    return {"garments10_s": timed(run, repeats=1, warmup=0 if row.original else 1)}
 
 
-def step_variants(pipeline: TryOnPipeline) -> dict[str, float]:
-    """One denoising step (GarmentNet + TryonNet), each switch changed alone from the optimised
-    setting, at batch 1 and 8: median milliseconds. (channels_last is not toggled here: moving
-    weights after a CUDA graph captured them would leave the graph reading freed memory.)"""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    from vton.engine.attention import TryonSelfAttentionProcessor
-
-    model = pipeline.model
-    processors = [
-        p
-        for p in model.tryon_net.attn_processors.values()
-        if isinstance(p, TryonSelfAttentionProcessor)
-    ]
-    out: dict[str, float] = {}
-    for batch in (1, 8):
-        cond, latents = one_step_inputs(pipeline, batch)
-
-        def step(c=cond, x=latents) -> torch.Tensor:
-            return eager_step(pipeline, c, x)
-
-        out[f"b{batch} optimised eager"] = timed(step, repeats=5) * 1e3
-        out[f"b{batch} optimised cuda graph"] = (
-            timed(lambda c=cond, x=latents: full_step(pipeline, c, x), repeats=5) * 1e3
-        )
-        for name, backend in (
-            ("flash", SDPBackend.FLASH_ATTENTION),
-            ("cudnn", SDPBackend.CUDNN_ATTENTION),
-            ("efficient", SDPBackend.EFFICIENT_ATTENTION),
-        ):
-            try:
-                with sdpa_kernel([backend]):
-                    out[f"b{batch} sdpa={name}"] = timed(step, repeats=5) * 1e3
-            except RuntimeError as exc:
-                log(f"sdpa {name} unavailable: {exc}")
-        for p in processors:
-            p.person_queries_only = False
-        out[f"b{batch} garment queries too"] = timed(step, repeats=5) * 1e3
-        for p in processors:
-            p.person_queries_only = True
-    for key, value in out.items():
-        log(f"step variant {key}: {value:.1f} ms")
-    details["step_variants_ms"] = out
+def measure_batch(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
+    out = {}
+    for batch in bench.args.batches:
+        mixed = bench.samples.mixed(batch, row.keyed)
+        took = timed(lambda m=mixed: tryon(pipeline, m, bench.options()), repeats=1, warmup=1)
+        out[f"tput_b{batch}"] = batch / took
     return out
 
 
-def psnr(a: bytes, b: bytes) -> tuple[int, float]:
-    x = np.asarray(Image.open(io.BytesIO(a)), dtype=np.float64)
-    y = np.asarray(Image.open(io.BytesIO(b)), dtype=np.float64)
-    mse = float(np.mean((x - y) ** 2))
-    return int(np.abs(x - y).max()), (math.inf if mse == 0 else 10 * math.log10(255**2 / mse))
+MEASURES = {
+    "first_requests": measure_first_requests,
+    "tryon": measure_tryon,
+    "garments": measure_garments,
+    "batch": measure_batch,
+}
 
 
-def measure_all(
-    pipeline: TryOnPipeline, keyed: bool, batched: bool, label: str
-) -> dict[str, object]:
-    r: dict[str, object] = {}
-    one = [make_sample(0, 0, keyed)]
-    if DEVICE == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    r["png20"] = tryon(pipeline, one, 20)  # also warms caches
-    r["peak_gib_b1"] = peak_gib()
-    r["t20"] = timed(lambda: tryon(pipeline, one, 20), repeats=3, warmup=0)
-    log(f"[{label}] one try-on 20 steps: {r['t20']:.3f}s")
-    r["split20_ms"] = tryon_split(pipeline, one, 20)
-    log(f"[{label}] one try-on 20 steps, ms per phase: {r['split20_ms']}")
-    r["t30"] = timed(lambda: tryon(pipeline, one, 30), repeats=2, warmup=0)
-    log(f"[{label}] one try-on 30 steps: {r['t30']:.3f}s")
-    for n in (3, 10):
-        garments = [make_sample(0, g, keyed, seed=g) for g in range(n)]
-
-        def run(gs: list[TryOnSample] = garments) -> object:
-            if batched:
-                return tryon(pipeline, gs, 20)
-            return [tryon(pipeline, [g], 20) for g in gs]
-
-        r[f"g{n}"] = timed(run, repeats=1, warmup=1 if batched else 0)
-        log(f"[{label}] {n} garments, one person: {r[f'g{n}']:.3f}s")
-    if batched:
-        for b in (1, 2, 4, 8, 16):
-            mixed = [
-                make_sample(i % len(PERSONS), i % len(GARMENTS), keyed, seed=i) for i in range(b)
-            ]
-            seconds = timed(lambda m=mixed: tryon(pipeline, m, 20), repeats=1, warmup=1)
-            r[f"tput{b}"] = b / seconds
-            log(f"[{label}] throughput batch {b}: {r[f'tput{b}']:.2f} try-ons/s")
-    return r
-
-
-def with_optimizations(pipeline: TryOnPipeline, **changes: bool | int) -> TryOnPipeline:
-    """The same pipeline (model, graphs, caches) with pipeline-level switches changed (those read
-    per call: garment_features_once, garment_net_ahead and its rows, sync_free_steps)."""
-    variant = copy.copy(pipeline)
-    variant.optimizations = replace(pipeline.optimizations, **changes)
-    return variant
-
-
-def with_garment_cache(pipeline: TryOnPipeline, max_bytes: int) -> TryOnPipeline:
-    """The same pipeline (model, graphs, conditioning cache) with a garment feature cache."""
-    variant = copy.copy(pipeline)
-    variant.garment_cache = GarmentFeatureCache(max_bytes)
-    return variant
-
-
-def measure_garment_cache(optimised: TryOnPipeline, default_png: bytes) -> dict:
-    """The opt-in garment feature cache, every garment already cached (a repeat garment)."""
-    cached = with_garment_cache(optimised, GARMENT_CACHE_BYTES)
-    one = [make_sample(0, 0, keyed=True)]
-    garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
-    png = tryon(cached, one, 20)[0]  # fills the cache with this garment's features
-    max_abs, image_psnr = psnr(default_png, png)
-    r = {
-        "t20": timed(lambda: tryon(cached, one, 20), repeats=3, warmup=0),
-        "g10": timed(lambda: tryon(cached, garments, 20), repeats=1, warmup=1),
-        "diff": f"{max_abs} / {image_psnr:.1f} dB",
-        "cached_gib": cached.garment_cache.lru.bytes / 2**30,  # type: ignore[union-attr]
+def run_row(bench: Bench, row: Variant) -> dict:
+    opts = row.optimizations
+    if bench.args.no_compile:
+        opts = replace(opts, compile=False)
+    started = start_up(bench.build, opts, bench.args.max_batch, bench.size, warm=not row.original)
+    result: dict[str, Any] = {
+        "build_s": started.build_s,
+        "warm_up_s": started.warm_up_s,
+        "warm_up_ms": started.warm_up_ms,
+        "gc_full_collection_ms": started.gc_full_collection_ms,
+        "status": [s.line() for s in started.pipeline.optimization_status],
     }
-    log(f"[garment feature cache, repeat garments] {r}")
-    details["garment_feature_cache"] = r
-    return r
+    ready = f"build {started.build_s:.1f}s + optimise and warm-up {started.warm_up_s:.1f}s"
+    print(f"[{row.name}] ready: {ready}", flush=True)
+    context: AbstractContextManager = as_the_original_runs() if row.original else nullcontext()
+    with context:
+        for name in row.measures:
+            result.update(MEASURES[name](bench, row, started.pipeline))
+            print(f"[{row.name}] {name} done", flush=True)
+    return result
 
 
-def measure_garment_features_once(optimised: TryOnPipeline, default_png: bytes) -> dict:
-    """The opt-in mode on the optimised pipeline."""
-    once = with_optimizations(optimised, garment_features_once=True)
-    one = [make_sample(0, 0, keyed=True)]
-    png = tryon(once, one, 20)[0]  # also captures its TryonNet-only graph
-    max_abs, image_psnr = psnr(default_png, png)
-    garments = [make_sample(0, g, keyed=True, seed=g) for g in range(10)]
-    mixed = [make_sample(i % len(PERSONS), i % len(GARMENTS), True, seed=i) for i in range(8)]
-    r = {
-        "t20": timed(lambda: tryon(once, one, 20), repeats=3, warmup=0),
-        "g10": timed(lambda: tryon(once, garments, 20), repeats=1, warmup=1),
-        "tput8": 8 / timed(lambda: tryon(once, mixed, 20), repeats=1, warmup=1),
-        "diff": f"{max_abs} / {image_psnr:.1f} dB",
+def restart(args: argparse.Namespace) -> dict:
+    """The default engine started again in a new process (same compile cache on disk)."""
+    command = [sys.executable, __file__, "--startup-only", "--max-batch", str(args.max_batch)]
+    command += ["--dtype", args.dtype, "--device", args.device]
+    command += ["--no-compile"] * args.no_compile + ["--tiny"] * args.tiny
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": f"exit status {done.returncode}: {done.stderr[-2000:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def startup_only(bench: Bench) -> None:
+    """Prints the default engine's start-up as one JSON line (the child of `restart`)."""
+    opts = EngineOptimizations(compile=not bench.args.no_compile)
+    started = start_up(bench.build, opts, bench.args.max_batch, bench.size)
+    record = {
+        "build_s": started.build_s,
+        "warm_up_s": started.warm_up_s,
+        "ready_s": started.build_s + started.warm_up_s,
+        "warm_up_ms": started.warm_up_ms,
+        "gc_full_collection_ms": started.gc_full_collection_ms,
+        **engine_counters(started.pipeline),
+        **compile_counters(),
     }
-    log(f"[garment features once] {r}")
-    details["garment_features_once"] = r
-    return r
+    print(json.dumps(record), flush=True)
+
+
+def table(bench: Bench, header: str) -> str:
+    def cell(r: dict, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else "-"
+
+    batch = bench.args.batches[-1]
+    lines = [
+        header,
+        f"| variant | ready (s) | one try-on (s) | 10 garments (s) | batch {batch} (try-ons/s) "
+        "| peak b1 (GiB) | image vs first row | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in ROWS:
+        r = bench.results.get(row.name)
+        if r is None:
+            continue
+        ready = r["build_s"] + r["warm_up_s"]
+        lines.append(
+            f"| {row.name} | {ready:.1f} | {cell(r, 'tryon_s', '.3f')} "
+            f"| {cell(r, 'garments10_s', '.3f')} | {cell(r, f'tput_b{batch}', '.2f')} "
+            f"| {cell(r, 'peak_gib_b1', '.1f')} | {r.get('image_vs_first_row', '-')} "
+            f"| {row.note} |"
+        )
+    for row in ROWS:
+        shapes = bench.results.get(row.name, {}).get("first_requests")
+        if not shapes:
+            continue
+        lines += [
+            "",
+            f"First request of each shape after the warm-up ({row.name}, "
+            f"{bench.args.first_steps} steps):",
+            "| shape | first (s) | again (s) | graphs captured | steps run eagerly |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, s in shapes.items():
+            lines.append(
+                f"| {label} | {s['first_s']:.3f} | {s['again_s']:.3f} "
+                f"| {s['cuda_graphs_during_first']} | {s['eager_steps_during_first']} |"
+            )
+    r = bench.results.get("restart", {})
+    if "error" in r:
+        lines += ["", f"Restart failed: {r['error'][-300:]}"]
+    elif r:
+        lines += [
+            "",
+            f"Restart (default engine, new process, same compile cache): ready in "
+            f"{r['ready_s']:.1f} s (build {r['build_s']:.1f} + optimise and warm-up "
+            f"{r['warm_up_s']:.1f}); Dynamo graphs {r['dynamo_unique_graphs']}, FX-graph cache "
+            f"hits {r['fxgraph_cache_hit']} / misses {r['fxgraph_cache_miss']}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args() -> argparse.Namespace:
+    names = [row.name for row in ROWS]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="reference,default", help=f"of {','.join(names)}")
+    parser.add_argument("--restart", action="store_true", help="then time a warm restart")
+    parser.add_argument("--startup-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--max-batch", type=int, default=8, help="the service's VTON_MAX_BATCH")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="one try-on's timed runs")
+    parser.add_argument("--batches", default="8", help="batch sizes whose throughput is timed")
+    parser.add_argument("--first-steps", type=int, default=4, help="steps of first requests")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny model")
+    args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.rows = args.rows.split(",")
+    unknown = set(args.rows) - set(names)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; known: {names}")
+    if not args.startup_only and max(args.batches) > args.max_batch:
+        parser.error("--batches beyond --max-batch would capture graphs inside the measurement")
+    if not args.tiny and args.device == "cpu":
+        parser.error("the full-size model needs a GPU: use --tiny on a CPU")
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--no-compile", action="store_true", help="optimised without regional torch.compile"
-    )
-    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
-    parser.add_argument("--variants-only", action="store_true", help="per-step switches only")
-    parser.add_argument("--variants", action="store_true", help="also time per-step switches")
-    args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    quiet_model_libraries()
-    smoke = DEVICE != "cuda"
-    card = "cpu smoke test (tiny model)" if smoke else torch.cuda.get_device_name()
-    dtype = torch.float32 if smoke else getattr(torch, args.dtype)
-    log(f"card: {card}, torch {torch.__version__}, dtype {args.dtype}")
-    rates = {"float16": 1.0, "bfloat16": 1.0}
-    if not smoke:
-        rates = {d: matmul_rate(getattr(torch, d)) for d in ("float16", "bfloat16")}
-    log(f"matmul rate: {rates}")
-
-    start = time.perf_counter()
-    model = smoke_model() if smoke else build_fullsize_model(dtype)
-    sync()
-    build_s = time.perf_counter() - start
-    log(f"built full-size model in {build_s:.1f}s")
-
-    use_noise_inputs(persons=4, garments=16)
-
-    if args.variants_only:
-        step_variants(TryOnPipeline(model, EngineOptimizations(compile=False)))
-        (OUT / "variants.json").write_text(json.dumps(details, indent=2))
+    args = parse_args()
+    dtype = getattr(torch, args.dtype)
+    size = TINY_SIZE if args.tiny else FULL_SIZE
+    if args.tiny:
+        build = lambda: build_tiny_model(dtype, args.device)  # noqa: E731
+    else:
+        build = lambda: build_fullsize_model(dtype, args.device)  # noqa: E731
+    bench = Bench(args, size, Samples(size), build)
+    if args.startup_only:
+        startup_only(bench)
         return
-
-    # ---- BASELINE ----
-    baseline = TryOnPipeline(model, EngineOptimizations.reference())
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    cond, latents = one_step_inputs(baseline, 1)
-    reference_noise = eager_step(baseline, cond, latents).float()
-    base_phases = phase_split(baseline, "baseline")
-    with CollectionPauses() as base_gc:
-        base = measure_all(baseline, keyed=False, batched=False, label="baseline")
-    base_flops = step_flops(baseline, "baseline")  # before the optimisations change the model
-
-    # ---- OPTIMISED ----
-    start = time.perf_counter()
-    opts = EngineOptimizations(compile=not args.no_compile)
-    optimised = TryOnPipeline(model, opts)
-    for status in optimised.optimization_status:
-        log(status.line())
-    # As the service starts: every batch size the measurements use, both garment layouts.
-    optimised.warm_up(WARM_UP_SIZES, DiffusionOptions(steps=1, height=H, width=W))
-    warm_s = time.perf_counter() - start
-    log(f"optimise + warm-up of batch sizes {WARM_UP_SIZES}: {warm_s:.1f}s")
-    full_collection_ms = freeze_start_up_objects()  # as the service does once it is ready
-    frozen = gc.get_freeze_count()
-    log(f"full collection after warm-up: {full_collection_ms:.0f} ms, {frozen} objects frozen")
-    noise = full_step(optimised, cond, latents).float()
-    graph_vs_eager = float((noise - eager_step(optimised, cond, latents).float()).abs().max())
-    log(f"cuda graph vs eager, same inputs: max abs difference {graph_vs_eager:.2e}")
-    details["graph_vs_eager_max_abs"] = graph_vs_eager
-    step_rel = float((noise - reference_noise).norm() / reference_noise.norm())
-    finite = bool(torch.isfinite(reference_noise).all())
-    log(
-        f"one step noise prediction, optimised vs baseline: rel L2 {step_rel:.2e} (finite={finite})"
+    OUT.mkdir(parents=True, exist_ok=True)
+    rate = ""
+    if args.device.startswith("cuda") and not args.tiny:
+        rate = f" | matmul {matmul_tflops(dtype):.0f} TFLOP/s"
+    header = (
+        f"{machine()} | {args.dtype} | {'tiny model' if args.tiny else 'full size'} "
+        f"{size[0]}x{size[1]} | {args.steps} steps | compile {not args.no_compile}{rate}"
     )
-    if args.variants:
-        step_variants(optimised)
-    opt_phases = phase_split(optimised, "optimised")
-    with CollectionPauses() as opt_gc:
-        opt = measure_all(optimised, keyed=True, batched=True, label="optimised")
-    max_abs, image_psnr = psnr(base["png20"][0], opt["png20"][0])
-    once = measure_garment_features_once(optimised, opt["png20"][0])
-    repeat = measure_garment_cache(optimised, opt["png20"][0])
-    opt_flops = step_flops(optimised, "optimised")  # last: it slows later calls (step_flops)
+    print(header, flush=True)
+    for row in ROWS:
+        if row.name in args.rows:
+            bench.results[row.name] = run_row(bench, row)
+            free_memory()
+    if args.restart:
+        bench.results["restart"] = restart(args)
+    text = table(bench, header)
+    (OUT / "gpu_bench.json").write_text(json.dumps(bench.results, indent=2, default=str))
+    (OUT / "gpu_bench.md").write_text(text)
+    print(text)
 
-    peak = rates[args.dtype]
-    step_tflop = opt_flops["garmentnet_tflop"] + opt_flops["tryonnet_tflop"]
-
-    def achieved(tput: float) -> float:  # useful TFLOP/s at a throughput (20 steps + decode)
-        return tput * (20 * step_tflop) / peak * 100
-
-    def add(name, b, o, note=""):
-        rows.append((name, b, o, note))
-
-    add(
-        "one try-on, 20 steps (s)",
-        f"{base['t20']:.3f}",
-        f"{opt['t20']:.3f}",
-        f"x{base['t20'] / opt['t20']:.2f}",
-    )
-    add(
-        "one try-on, 30 steps (s)",
-        f"{base['t30']:.3f}",
-        f"{opt['t30']:.3f}",
-        f"x{base['t30'] / opt['t30']:.2f}",
-    )
-    add(
-        "3 garments, 1 person (s)",
-        f"{base['g3']:.3f}",
-        f"{opt['g3']:.3f}",
-        "baseline one after another",
-    )
-    add(
-        "10 garments, 1 person (s)",
-        f"{base['g10']:.3f}",
-        f"{opt['g10']:.3f}",
-        f"x{base['g10'] / opt['g10']:.2f}",
-    )
-    for b in (1, 2, 4, 8, 16):
-        add(
-            f"throughput batch {b} (try-ons/s)",
-            f"{1 / base['t20']:.2f}",
-            f"{opt[f'tput{b}']:.2f}",
-            f"{achieved(opt[f'tput{b}']):.0f}% of matmul peak",
-        )
-    for key in (
-        "garmentnet_ms",
-        "tryonnet_ms",
-        "step_as_run_ms",
-        "vae_decode_ms",
-        "encoders_ms",
-        "host_to_pil_ms",
-        "host_png_ms",
-    ):
-        add(
-            f"phase {key}",
-            f"{base_phases[key]:.1f}",
-            f"{opt_phases[key]:.1f}",
-            "batch 1, per step" if ("net" in key or "step" in key) else "",
-        )
-    for key in ("garmentnet_tflop", "tryonnet_tflop"):
-        add(f"FLOPs {key}", f"{base_flops[key]:.2f}", f"{opt_flops[key]:.2f}", "one step, batch 1")
-    for key in ("encode", "diffusion", "decode", "to_pil_and_rest", "png", "total"):
-        add(
-            f"one try-on split {key} (ms)",
-            f"{base['split20_ms'][key]:.1f}",
-            f"{opt['split20_ms'][key]:.1f}",
-            "20 steps, median of 3",
-        )
-    for gen in ("gen0", "gen1", "gen2"):
-        add(
-            f"gc {gen} collections during the measurements",
-            base_gc.summary()[gen],
-            opt_gc.summary()[gen],
-            "optimised: start-up objects frozen, as the service does",
-        )
-    add(
-        "gc full collection after warm-up (ms)",
-        "-",
-        f"{full_collection_ms:.0f}",
-        f"{frozen} objects frozen; what a full collection costs without the freeze",
-    )
-    add("peak memory batch 1 (GiB)", f"{base['peak_gib_b1']:.1f}", f"{opt['peak_gib_b1']:.1f}")
-    add(
-        "start-up (s)",
-        f"{build_s:.1f} build",
-        f"{warm_s:.1f} optimise+warm-up",
-        "random weights, no load",
-    )
-    add("step noise rel L2 vs baseline", "-", f"{step_rel:.2e}", "target < 1e-2")
-    once_note = "opt-in garment_features_once (changes the output)"
-    add(
-        "one try-on, 20 steps, GarmentNet once (s)",
-        f"{base['t20']:.3f}",
-        f"{once['t20']:.3f}",
-        once_note,
-    )
-    add("10 garments, GarmentNet once (s)", f"{base['g10']:.3f}", f"{once['g10']:.3f}", once_note)
-    add(
-        "throughput batch 8, GarmentNet once",
-        f"{1 / base['t20']:.2f}",
-        f"{once['tput8']:.2f}",
-        once_note,
-    )
-    add("GarmentNet once: image vs default max abs / PSNR", "-", once["diff"], once_note)
-    cache_note = "opt-in garment feature cache, every garment cached (same output)"
-    add(
-        "one try-on, 20 steps, repeat garment (s)",
-        f"{base['t20']:.3f}",
-        f"{repeat['t20']:.3f}",
-        cache_note,
-    )
-    add(
-        "10 garments, repeat garments (s)", f"{base['g10']:.3f}", f"{repeat['g10']:.3f}", cache_note
-    )
-    add("repeat garment: image vs default max abs / PSNR", "-", repeat["diff"], cache_note)
-    add(
-        "final image max abs / PSNR (8-bit)",
-        "-",
-        f"{max_abs} / {image_psnr:.1f} dB",
-        "20 steps, same seed",
-    )
-
-    details.update(
-        {
-            "card": card,
-            "torch": torch.__version__,
-            "dtype": args.dtype,
-            "matmul_tflops": rates,
-            "baseline": {k: v for k, v in base.items() if not k.startswith("png")},
-            "optimised": {k: v for k, v in opt.items() if not k.startswith("png")},
-            "step_rel_l2": step_rel,
-            "psnr": image_psnr,
-            "max_abs": max_abs,
-            "status": [s.line() for s in optimised.optimization_status],
-        }
-    )
-    (OUT / "gpu_bench.json").write_text(json.dumps(details, indent=2, default=str))
-    table = [
-        f"card: {card} | torch {torch.__version__} | {args.dtype} | matmul peak {peak:.0f} TFLOP/s",
-        "| measure | baseline | optimised | note |",
-        "| --- | --- | --- | --- |",
-    ]
-    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    (OUT / "gpu_bench.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
-
-
-def smoke_model():
-    """The tiny model on the CPU: checks this script's logic where no GPU is at hand."""
-    import tempfile
-
-    from vton.engine.checkpoint import load_model
-    from vton.engine.tiny import make_tiny_model
-
-    return load_model(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
-
-
-PERSONS: list = []
-GARMENTS: list = []
 
 if __name__ == "__main__":
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.abspath("var/inductor-cache"))
     main()

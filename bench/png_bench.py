@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from bench.results import write_section
+from bench.harness import photo_like, write_section
 from vton.store import png
 
 REFERENCE = Path("/work/shared/reference")
@@ -44,22 +44,13 @@ def pillow_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def synthetic_photo(seed: int = 0) -> Image.Image:
-    """Smooth shapes plus sensor-like noise: PNG sizes close to a real photo's."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (16, 12, 3), dtype=np.uint8))
-    smooth = np.asarray(coarse.resize(SIZE, Image.Resampling.BICUBIC), dtype=np.int16)
-    noisy = smooth + rng.integers(-3, 4, smooth.shape, dtype=np.int16)
-    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
-
-
 def find_photo(path: Path | None) -> tuple[str, Image.Image]:
     """The photo to encode and a description of it."""
     if path is None and REFERENCE.is_dir():
         found = sorted(p for p in REFERENCE.rglob("*") if p.suffix.lower() in {".png", ".jpg"})
         path = found[0] if found else None
     if path is None:
-        return "photo (synthetic: smooth + noise)", synthetic_photo()
+        return "photo (synthetic: smooth + noise)", photo_like(0, SIZE)
     original = Image.open(path).convert("RGB")
     width, height = original.size
     image = ImageOps.fit(original, SIZE, Image.Resampling.BICUBIC)

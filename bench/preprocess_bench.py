@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.harness import sync
 from bench.schp_onnx import MODELS, export
 from vton.preprocess.body.analyze import (
     WEIGHT_FILES,
@@ -88,11 +89,6 @@ def write_weights(root: Path, schp: Path | None, densepose_reference: Path | Non
     write_model_zoo_pickle(paths["densepose"], state)
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def time_registrations(
     analyzer: PersonAnalyzer, photo: Image.Image, store: LocalStore, repeats: int, device: str
 ) -> dict[str, float]:
@@ -109,10 +105,10 @@ def time_registrations(
 
     analyzer.analyze = recording  # type: ignore[method-assign]
     for i in range(repeats + 2):
-        sync(device)
+        sync()
         started = time.perf_counter()
         register_person(store, "bench", photo, analyzer=analyzer)
-        sync(device)
+        sync()
         total = (time.perf_counter() - started) * 1000.0
         analysis = seen[-1]
         started = time.perf_counter()
@@ -169,10 +165,10 @@ def compare_densepose(
             found = runner(image)
         times = []
         for _ in range(repeats):
-            sync(device)
+            sync()
             started = time.perf_counter()
             found = runner(image)
-            sync(device)
+            sync()
             times.append((time.perf_counter() - started) * 1000.0)
         labels = label_map(found)
         reference = labels if reference is None else reference

@@ -11,21 +11,18 @@ AdaptiveAvgPool2d is written out as its bins (same values): the TorchScript expo
 (dynamo=False) refuses 3 x 3 and 6 x 6 bins of ATR's 32 x 32 map, and the dynamo exporter needs
 onnxscript, which is not installed.
 
-    PYTHONPATH=src:. python bench/schp_onnx.py OUT_DIR [--time]
-writes OUT_DIR/parsing_atr.onnx (18 classes, input 512) and parsing_lip.onnx (20 classes, 473);
---time then loads them in HumanParser (in a fresh process) and times calls on a 384 x 512 image.
+    PYTHONPATH=src:. python bench/schp_onnx.py OUT_DIR
+writes OUT_DIR/parsing_atr.onnx (18 classes, input 512) and parsing_lip.onnx (20 classes, 473),
+for `bench/preprocess_bench.py --schp OUT_DIR`; the bench exports them itself otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -209,26 +206,9 @@ def export(path: Path, classes: int, size: int, seed: int) -> None:
         )
 
 
-def time_parser(folder: Path, calls: int = 4) -> list[float]:
-    """Seconds of `calls` HumanParser calls on one noise image (the first includes warm-up)."""
-    from vton.preprocess.body.parsing import HumanParser
-
-    parser = HumanParser(folder / "parsing_atr.onnx", folder / "parsing_lip.onnx")
-    rng = np.random.default_rng(0)
-    image = Image.fromarray(rng.integers(0, 256, (512, 384, 3), dtype=np.uint8))
-    seconds = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        labels = parser(image)
-        seconds.append(time.perf_counter() - started)
-    assert labels.shape == (512, 384) and labels.dtype == np.uint8
-    return seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--time", action="store_true", help="time HumanParser on the exports")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for seed, (name, (classes, size)) in enumerate(MODELS.items()):
@@ -237,11 +217,6 @@ def main() -> None:
         export(path, classes, size, seed)
         took = time.perf_counter() - started
         print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB, exported in {took:.1f} s")
-    if args.time:  # in a fresh process: after the export torch's threads slow onnxruntime down
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            seconds = pool.apply(time_parser, (args.out_dir,))
-        first, *warm = seconds
-        print(f"HumanParser call: first {first:.2f} s, then median {np.median(warm):.2f} s")
 
 
 if __name__ == "__main__":
