@@ -138,9 +138,9 @@ def seconds(fn: Callable[[], object]) -> float:
 
 def measure_first_requests(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
     """One request of each reachable shape (batch 1..max, guidance on and off, keyed and
-    unkeyed samples), new people and garments each, right after the warm-up: its seconds, the
-    CUDA graphs captured and the steps run eagerly during it (both 0 when the warm-up covered
-    the shape), and the same request again."""
+    unkeyed samples), new people and garments each, right after the warm-up: its seconds, and
+    the CUDA graphs captured and the steps run eagerly during it (both 0 when the warm-up
+    covered the shape); with --first-again the same request once more, for its warm time."""
     shapes: dict[str, dict[str, Any]] = {}
     first = 1000
     for batch in range(1, bench.args.max_batch + 1):
@@ -152,7 +152,9 @@ def measure_first_requests(bench: Bench, row: Variant, pipeline: TryOnPipeline) 
                 before = engine_counters(pipeline)
                 took = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
                 after = engine_counters(pipeline)
-                again = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
+                again = None
+                if bench.args.first_again:
+                    again = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
                 label = f"b{batch} guidance {guidance_scale} {'keyed' if keyed else 'unkeyed'}"
                 shapes[label] = {
                     "first_s": took,
@@ -236,6 +238,7 @@ def run_row(bench: Bench, row: Variant) -> dict:
         for name in row.measures:
             result.update(MEASURES[name](bench, row, started.pipeline))
             print(f"[{row.name}] {name} done", flush=True)
+    result["compile_counters"] = compile_counters()  # a row recompiling shows here
     return result
 
 
@@ -268,7 +271,7 @@ def startup_only(bench: Bench) -> None:
 
 def table(bench: Bench, header: str) -> str:
     def cell(r: dict, key: str, fmt: str) -> str:
-        return format(r[key], fmt) if key in r else "-"
+        return "-" if r.get(key) is None else format(r[key], fmt)
 
     batch = bench.args.batches[-1]
     lines = [
@@ -301,7 +304,7 @@ def table(bench: Bench, header: str) -> str:
         ]
         for label, s in shapes.items():
             lines.append(
-                f"| {label} | {s['first_s']:.3f} | {s['again_s']:.3f} "
+                f"| {label} | {s['first_s']:.3f} | {cell(s, 'again_s', '.3f')} "
                 f"| {s['cuda_graphs_during_first']} | {s['eager_steps_during_first']} |"
             )
     r = bench.results.get("restart", {})
@@ -330,6 +333,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="one try-on's timed runs")
     parser.add_argument("--batches", default="8", help="batch sizes whose throughput is timed")
     parser.add_argument("--first-steps", type=int, default=4, help="steps of first requests")
+    parser.add_argument("--first-again", action="store_true", help="each first request twice")
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny model")
@@ -371,12 +375,17 @@ def main() -> None:
         if row.name in args.rows:
             bench.results[row.name] = run_row(bench, row)
             free_memory()
+            write_out(bench, header)  # what is done survives a run stopped at its time limit
     if args.restart:
         bench.results["restart"] = restart(args)
+    print(write_out(bench, header))
+
+
+def write_out(bench: Bench, header: str) -> str:
     text = table(bench, header)
     (OUT / "gpu_bench.json").write_text(json.dumps(bench.results, indent=2, default=str))
     (OUT / "gpu_bench.md").write_text(text)
-    print(text)
+    return text
 
 
 if __name__ == "__main__":
