@@ -8,7 +8,8 @@ short table last; details go to $OUT (or ./var/bench).
 
 Each row gets a freshly built model (the optimisations change the model in place). Measures:
 `first_requests` (right after the warm-up: one request of each shape the service can reach,
-timed, with the graphs captured and the steps run eagerly during it), `tryon` (one 20-step
+timed, with the CUDA graphs captured, the steps run eagerly and the Dynamo graphs traced during
+it), `tryon` (one 20-step
 try-on: median of repeats after a first call, per phase, peak memory, the image against the
 first row's), `garments` (10 garments on one person, in batches of at most --max-batch as the
 service's scheduler forms them; one after another for the reference) and `batch` (try-ons per
@@ -136,11 +137,17 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def dynamo_graphs() -> dict[str, int]:
+    """Graphs Dynamo traced so far: a request that traces one compiles inside its latency."""
+    return {"dynamo_graphs": compile_counters()["dynamo_unique_graphs"]}
+
+
 def measure_first_requests(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
     """One request of each reachable shape (batch 1..max, guidance on and off, keyed and
     unkeyed samples), new people and garments each, right after the warm-up: its seconds, and
-    the CUDA graphs captured and the steps run eagerly during it (both 0 when the warm-up
-    covered the shape); with --first-again the same request once more, for its warm time."""
+    the CUDA graphs captured, the steps run eagerly and the graphs Dynamo traced during it
+    (all 0 when the warm-up covered the shape; GarmentNet's passes ahead depend on the step
+    count, hence --first-steps); with --first-again the same request once more."""
     shapes: dict[str, dict[str, Any]] = {}
     first = 1000
     for batch in range(1, bench.args.max_batch + 1):
@@ -149,9 +156,9 @@ def measure_first_requests(bench: Bench, row: Variant, pipeline: TryOnPipeline) 
                 samples = bench.samples.mixed(batch, keyed, first=first)
                 first += batch
                 options = bench.options(bench.args.first_steps, guidance_scale)
-                before = engine_counters(pipeline)
+                before = {**engine_counters(pipeline), **dynamo_graphs()}
                 took = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
-                after = engine_counters(pipeline)
+                after = {**engine_counters(pipeline), **dynamo_graphs()}
                 again = None
                 if bench.args.first_again:
                     again = seconds(lambda s=samples, o=options: tryon(pipeline, s, o))
@@ -299,13 +306,15 @@ def table(bench: Bench, header: str) -> str:
             "",
             f"First request of each shape after the warm-up ({row.name}, "
             f"{bench.args.first_steps} steps):",
-            "| shape | first (s) | again (s) | graphs captured | steps run eagerly |",
-            "| --- | --- | --- | --- | --- |",
+            "| shape | first (s) | again (s) | CUDA graphs captured | steps run eagerly "
+            "| Dynamo graphs traced |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for label, s in shapes.items():
             lines.append(
                 f"| {label} | {s['first_s']:.3f} | {cell(s, 'again_s', '.3f')} "
-                f"| {s['cuda_graphs_during_first']} | {s['eager_steps_during_first']} |"
+                f"| {s['cuda_graphs_during_first']} | {s['eager_steps_during_first']} "
+                f"| {s['dynamo_graphs_during_first']} |"
             )
     r = bench.results.get("restart", {})
     if "error" in r:
