@@ -96,7 +96,7 @@ class Gatherer:
 
     def forget_l1(self) -> None:
         assert self.loader is not None
-        self.loader.cache.l1.invalidate("")
+        self.loader.cache.l1.clear()
 
     def close(self) -> None:
         if self.loader is not None:
