@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vton.engine.runtime import quiet_model_libraries
+from vton.engine.devices import quiet_model_libraries
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("VTON_SHARED_DIR", REPO_ROOT.parent / "shared"))

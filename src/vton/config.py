@@ -110,10 +110,10 @@ class Settings(BaseSettings):
     output; one try-on on an H100 -10%). Off saves GPU memory: one pass's features and
     activations, ~2 GiB at 1024x768."""
 
-    fold_zero_garment_keys: bool = False
-    """Opt-in, the same output: the unconditional half of guidance skips its zero garment keys
-    (batches of 2 or more; on an H100 -1.1% to -1.7% per step at batch 2-8). Off by default: its
-    extra symbolic shapes lengthen the compile trace on every start."""
+    conditioning_cache_bytes: int = Field(2 * _GiB, ge=0, le=1024 * _GiB)
+    """Device memory for keyed persons' and garments' derived conditioning (latents, image
+    tokens, text embeddings) in bytes, per model copy (the fallback precision keeps its own); 0
+    disables it (every try-on encodes its inputs again)."""
 
     garment_feature_cache_gb: float = Field(0.0, ge=0, le=1024)
     """GPU memory for GarmentNet's features of every timestep per keyed garment (the same output):

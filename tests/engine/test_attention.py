@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 
-from vton.engine import attention
 from vton.engine.attention import (
     GarmentCaptureProcessor,
     GarmentFeatureBank,
     TryonCrossAttentionProcessor,
     TryonSelfAttentionProcessor,
-    attend,
-    attend_beside_zero_keys,
-    zero_key_folding_problem,
 )
 
 
@@ -109,55 +104,3 @@ def test_ip_cross_attention_adds_a_separate_softmax_over_image_tokens():
     ip_part = F.scaled_dot_product_attention(q, k_ip, v_ip)
     summed = (text_part + ip_part).transpose(1, 2).reshape(2, 10, 32)
     torch.testing.assert_close(out, attn.to_out[0](summed), rtol=1e-5, atol=1e-5)
-
-
-@torch.no_grad()
-@pytest.mark.parametrize("zero_keys", [1, 7, 40])
-def test_attention_beside_zero_keys_equals_attention_over_explicit_zeros(zero_keys):
-    torch.manual_seed(1)
-    query, key, value = torch.randn(2, 9, 32), torch.randn(2, 11, 32), torch.randn(2, 11, 32)
-    zeros = torch.zeros(2, zero_keys, 32)
-    explicit = attend(query, torch.cat([key, zeros], 1), torch.cat([value, zeros], 1), heads=4)
-    folded = attend_beside_zero_keys(query, key, value, heads=4, zero_keys=zero_keys)
-    torch.testing.assert_close(folded, explicit, rtol=1e-5, atol=1e-6)
-    # The zero keys do count: attention over the real keys alone is a different result.
-    assert not torch.allclose(folded, attend(query, key, value, heads=4), atol=1e-3)
-
-
-@torch.no_grad()
-@pytest.mark.parametrize("index", [None, torch.tensor([1, 0, 1])])
-def test_folded_zero_garment_keys_give_the_unfolded_result(index):
-    attn = make_attention()
-    person = torch.randn(6, 12, 32)  # [uncond 3, cond 3]
-    garment = torch.randn(3 if index is None else 2, 12, 32)
-    bank = GarmentFeatureBank()
-    bank.slot("blk").tensor = garment
-    bank.index = index
-    processor = TryonSelfAttentionProcessor(bank, bank.slot("blk"))
-    attn.set_processor(processor)
-    unfolded = attn(person)
-    processor.fold_zero_garment_keys = True
-    torch.testing.assert_close(attn(person), unfolded, rtol=1e-5, atol=1e-5)
-
-
-def test_zero_key_folding_runs_on_the_cpu():
-    assert zero_key_folding_problem(torch.device("cpu"), torch.float32) is None
-
-
-@torch.no_grad()
-def test_zero_garment_keys_are_folded_only_for_batches_that_gain(monkeypatch):
-    calls: list[int] = []
-
-    def counted(q, k, v):
-        calls.append(q.shape[0])
-        return original(q, k, v)
-
-    original = attention.attention_with_log_sum_exp
-    monkeypatch.setattr(attention, "attention_with_log_sum_exp", counted)
-    attn = make_attention()
-    bank = GarmentFeatureBank()
-    attn.set_processor(TryonSelfAttentionProcessor(bank, bank.slot("blk"), True, True))
-    for samples in (1, attention.FOLD_MIN_SAMPLES):
-        bank.slot("blk").tensor = torch.randn(samples, 12, 32)
-        attn(torch.randn(2 * samples, 12, 32))
-    assert calls == [attention.FOLD_MIN_SAMPLES]  # the single sample attended unfolded

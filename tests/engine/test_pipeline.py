@@ -7,8 +7,8 @@ import torch
 
 from tests.helpers import random_image
 from vton.engine.checkpoint import load_model
+from vton.engine.noise_schedulers import SCHEDULERS
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.schedulers import SCHEDULERS
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.errors import InvalidInput
 
@@ -124,23 +124,22 @@ def test_warm_up_runs_each_batch_size_and_decodes_once(pipeline, monkeypatch):
     assert decoded == [1]  # one image per VAE call at any size: one decode warms it
 
 
-def test_warm_up_runs_both_garment_layouts_of_each_batch_size(pipeline):
-    """One garment per sample, and one garment shared by all: every step shape a request can
-    bring is captured (and compiled) at warm-up, none on a user's request."""
-    layouts: list[tuple[int, bool]] = []
+def test_warm_up_runs_each_batch_size_with_guidance_on_and_off(pipeline):
+    """guidanceScale 1.0 (no guidance) halves TryonNet's rows: another step shape, so it is
+    captured (and compiled) at warm-up too, not on a user's request."""
+    runs: list[tuple[int, bool]] = []
     assemble = pipeline.conditioning.assemble
 
-    def spy(samples, *args, **kwargs):
-        cond = assemble(samples, *args, **kwargs)
-        layouts.append((len(samples), cond.garment_index is not None))
-        return cond
+    def spy(samples, options, guidance):
+        runs.append((len(samples), guidance))
+        return assemble(samples, options, guidance)
 
     pipeline.conditioning.assemble = spy
     try:
         pipeline.warm_up([1, 3], OPTIONS)
     finally:
         del pipeline.conditioning.assemble
-    assert layouts == [(1, False), (3, False), (3, True)]
+    assert runs == [(1, True), (1, False), (3, True), (3, False)]
 
 
 def test_the_vae_decodes_one_image_per_call(pipeline, monkeypatch):

@@ -1,19 +1,29 @@
-"""Loading the engine from settings: the optimisation switches reach the pipeline; the warm-up
-runs on the worker thread that serves."""
+"""Loading the engine from settings: the optimisation switches reach both pipelines; the warm-up
+runs on the worker thread that serves; eager steps after it are counted in /metrics."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import replace
+from types import SimpleNamespace
 
+import torch
 from prometheus_client import CollectorRegistry
 
 from tests.api.live import make_settings
+from tests.engine.test_pipeline import OPTIONS, sample
+from tests.engine.test_step import RecordingCapture
+from vton.api.metrics import install_metrics
 from vton.config import Settings
+from vton.engine.checkpoint import load_model
+from vton.engine.pipeline import TryOnPipeline
+from vton.engine.step import StepGraphs
 from vton.service import Service
 from vton.service.engine import (
     DeviceEngine,
+    engine_optimizations,
     load_engine,
     model_identity,
     prepare_worker_thread,
@@ -28,7 +38,7 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
         garment_features_once=True,
         garment_net_ahead=False,
         garment_feature_cache_gb=1.5,
-        fold_zero_garment_keys=True,
+        conditioning_cache_bytes=3 << 20,
         fallback_dtype="none",
     )
     engine = load_engine(settings, "cpu")
@@ -36,12 +46,36 @@ def test_engine_settings_reach_the_pipelines_optimisations(tiny_model_dir) -> No
     assert optimizations.garment_features_once and not optimizations.compile
     assert not optimizations.garment_net_ahead
     assert optimizations.garment_feature_cache_bytes == 3 << 29
+    assert engine.pipeline.conditioning.cache.max_bytes == 3 << 20
     status = {s.name: s for s in engine.pipeline.optimization_status}
     assert status["garment_features_once"].enabled
     assert "changes the output" in status["garment_features_once"].reason
     assert not status["garment_net_ahead"].enabled
     assert status["garment_net_ahead"].reason == "disabled by setting"
-    assert status["fold_zero_garment_keys"].enabled
+
+
+def test_the_fallback_computes_what_the_main_pipeline_computes(tiny_model_dir) -> None:
+    """Built from the same settings: an output-changing mode is on in both. It differs only in
+    switches that keep the output (it runs eagerly and keeps no garment feature cache)."""
+    settings = Settings(
+        _env_file=None,
+        model_path=tiny_model_dir,
+        compile=True,
+        garment_features_once=True,
+        garment_net_ahead=False,
+        garment_feature_cache_gb=1.0,
+        conditioning_cache_bytes=1 << 20,
+        fallback_dtype="bfloat16",
+    )
+    engine = load_engine(settings, "cpu")
+    main, fallback = engine.pipelines.main, engine.pipelines.fallback
+    assert fallback is not None and fallback.model.dtype == torch.bfloat16
+    assert main.optimizations == engine_optimizations(settings)
+    assert fallback.optimizations == replace(
+        main.optimizations, compile=False, cuda_graphs=False, garment_feature_cache_bytes=0
+    )
+    assert fallback.optimizations.garment_features_once
+    assert fallback.conditioning.cache.max_bytes == 1 << 20
 
 
 def test_output_changing_modes_are_off_by_default(tiny_model_dir) -> None:
@@ -106,3 +140,23 @@ def test_devices_warm_up_one_after_another(tiny_model_dir) -> None:
     for thread in threads:
         thread.join()
     assert state == {"now": 0, "most": 1}
+
+
+def test_steps_run_eagerly_after_the_warm_up_are_a_metric_per_device(tiny_model_dir) -> None:
+    """`vton_engine_eager_steps_total`: the steps of shapes the warm-up did not capture (0 when it
+    covers what serving reaches); only devices with step graphs have it."""
+    model = load_model(tiny_model_dir)
+    graphed = TryOnPipeline(model)
+    graphed.graphs = StepGraphs(model, capture=RecordingCapture())  # CUDA graphs need a GPU
+    graphed.warm_up([1], OPTIONS)
+    graphed([sample(0, 0), sample(1, 1)], OPTIONS)  # batch 2: not warmed up
+    engines = [
+        SimpleNamespace(device="gpu0", pipeline=graphed),  # not "cuda": no GPU memory read
+        SimpleNamespace(device="cpu", pipeline=TryOnPipeline(model)),
+    ]
+    service = SimpleNamespace(engines=engines, loader=SimpleNamespace(stats=lambda: {}))
+    runtime = SimpleNamespace(registry=CollectorRegistry(), service=service)
+    install_metrics(runtime)  # type: ignore[arg-type]
+    eager = runtime.registry.get_sample_value
+    assert eager("vton_engine_eager_steps_total", {"device": "gpu0"}) == OPTIONS.steps
+    assert eager("vton_engine_eager_steps_total", {"device": "cpu"}) is None

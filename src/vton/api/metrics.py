@@ -1,5 +1,5 @@
 """What /metrics shows beyond the HTTP and scheduler metrics: artifact cache counters, the garment
-feature cache's counters per device and GPU memory, read when scraped."""
+feature cache's counters and eager steps per device, and GPU memory, read when scraped."""
 
 from __future__ import annotations
 
@@ -41,21 +41,23 @@ class CacheCollector(Collector):
             yield metric
 
 
-class GarmentFeatureCacheCollector(Collector):
-    """Per device, the opt-in garment feature cache (engine/garment_cache.py): batches served
-    without GarmentNet (hits) or with it (misses), timelines held and their bytes."""
+class DeviceStatsCollector(Collector):
+    """Per device stats of the engine: the opt-in garment feature cache (engine/
+    garment_features.py: batches served without GarmentNet (hits) or with it (misses), timelines
+    held and their bytes) and the step graphs (steps run eagerly after the warm-up because no
+    graph was captured for them: 0 when the warm-up covers what serving reaches)."""
 
-    def __init__(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:
-        self._stats = stats
+    def __init__(
+        self, prefix: str, what: str, stats: Callable[[], dict[str, dict[str, int]]]
+    ) -> None:
+        self._prefix, self._what, self._stats = prefix, what, stats
 
     def collect(self) -> Iterator[Metric]:
         per_device = self._stats()
         if not per_device:
             return
         for name in next(iter(per_device.values())):
-            metric = stats_family(
-                "vton_garment_cache", name, "Garment feature cache", labels=["device"]
-            )
+            metric = stats_family(self._prefix, name, self._what, labels=["device"])
             for device, stats in per_device.items():
                 metric.add_metric([device], stats[name])
             yield metric
@@ -97,12 +99,23 @@ def install_metrics(runtime: Runtime) -> HttpMetrics:
     def garment_cache_stats() -> dict[str, dict[str, int]]:
         engines = runtime.service.engines if runtime.service else []
         return {
-            e.device: e.pipeline.garment_cache.stats()
+            e.device: e.pipeline.garment_features.cache.stats()
             for e in engines
-            if e.pipeline.garment_cache is not None
+            if e.pipeline.garment_features.cache is not None
+        }
+
+    def step_stats() -> dict[str, dict[str, int]]:
+        engines = runtime.service.engines if runtime.service else []
+        return {
+            e.device: {"eager_steps_total": e.pipeline.graphs.eager_steps}
+            for e in engines
+            if e.pipeline.graphs is not None
         }
 
     registry.register(CacheCollector(cache_stats))
-    registry.register(GarmentFeatureCacheCollector(garment_cache_stats))
+    registry.register(
+        DeviceStatsCollector("vton_garment_cache", "Garment feature cache", garment_cache_stats)
+    )
+    registry.register(DeviceStatsCollector("vton_engine", "Engine steps", step_stats))
     registry.register(GpuMemoryCollector(devices))
     return HttpMetrics(registry)

@@ -101,7 +101,7 @@ def register_garment_command(
 ) -> None:
     """Register (or replace) a garment: photo, description, category, text embeddings."""
     from vton.engine.checkpoint import load_model
-    from vton.engine.runtime import parse_device, quiet_model_libraries
+    from vton.engine.devices import parse_device, quiet_model_libraries
     from vton.engine.text import PromptEncoder
     from vton.preprocess.garment import register_garment
 

@@ -55,11 +55,11 @@ def tryon(
     out_raw: Path | None = typer.Option(None, "--out-raw", help="decoded image, float32 [-1,1]"),
 ) -> None:
     from vton.engine.checkpoint import load_model
+    from vton.engine.devices import parse_device, parse_dtype, quiet_model_libraries
     from vton.engine.images import open_image
+    from vton.engine.noise_schedulers import SCHEDULERS
     from vton.engine.optimize import EngineOptimizations
     from vton.engine.pipeline import TryOnPipeline
-    from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
-    from vton.engine.schedulers import SCHEDULERS
     from vton.engine.types import DiffusionOptions, TryOnSample
     from vton.errors import InvalidInput
 
@@ -105,7 +105,7 @@ def make_tiny_model_command(
 ) -> None:
     """Write a tiny random-weight IDM-VTON checkpoint in the real layout (images are noise), and
     under ckpt/ stand-ins of the person preprocessing weights in IDM-VTON's own layout."""
-    from vton.engine.runtime import quiet_model_libraries
+    from vton.engine.devices import quiet_model_libraries
     from vton.engine.tiny import make_tiny_model
     from vton.preprocess.body.standins import write_standins
 

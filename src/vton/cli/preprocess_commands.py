@@ -58,7 +58,7 @@ def _weights(weights: Path | None) -> tuple[Path, Path]:
 
 
 def _device(device: str):
-    from vton.engine.runtime import parse_device
+    from vton.engine.devices import parse_device
 
     return parse_device(device)
 

@@ -4,9 +4,7 @@
   features, keyed by the module name.
 - TryonNet's self-attentions attend over [person tokens, garment tokens of the same-named block]
   with queries from the person tokens only; for the unconditional half of a guidance batch the
-  garment tokens are zeros (the reference does this, the trained weights expect it). Opt-in,
-  those zero keys and values are folded into a rescaling of the attention over the person tokens
-  instead of being computed (`attend_beside_zero_keys`).
+  garment tokens are zeros (the reference does this, the trained weights expect it).
 - TryonNet's cross-attentions add an IP-Adapter attention over the image tokens, which follow the
   text tokens in the context: softmax(q k_text) v_text + scale * softmax(q k_ip) v_ip, summed
   before the output projection.
@@ -14,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -41,54 +38,6 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: i
     """Multi-head scaled dot-product attention on (batch, tokens, heads * head_dim) tensors."""
     q, k, v = (split_heads(x, heads) for x in (query, key, value))
     return merge_heads(F.scaled_dot_product_attention(q, k, v))
-
-
-def attend_beside_zero_keys(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int, zero_keys: int
-) -> torch.Tensor:
-    """`attend` over `key`/`value` followed by `zero_keys` keys and values that are all zero,
-    without computing them.
-
-    A zero key's logit is 0: it adds exp(0) = 1 to the softmax's denominator and, its value
-    being zero, nothing to the numerator. With S = exp(lse) the sum over the real keys, the
-    result is attention(q, k, v) * S / (S + n) = attention(q, k, v) * sigmoid(lse - ln n).
-    Needs the attention's log-sum-exp, which only torch's backend-specific SDPA ops return.
-    """
-    q, k, v = (split_heads(x, heads) for x in (query, key, value))
-    out, lse = attention_with_log_sum_exp(q, k, v)
-    weight = torch.sigmoid(lse.view(*out.shape[:3], 1) - math.log(zero_keys))
-    return merge_heads(out * weight.to(out.dtype))
-
-
-def attention_with_log_sum_exp(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SDPA on (batch, heads, tokens, head_dim) tensors, with the natural log of each query's
-    softmax denominator (fp32): cuDNN's fused kernel on CUDA (torch's own pick for these shapes
-    on Hopper), the flash kernel for CPU elsewhere."""
-    if q.is_cuda:
-        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True)[:2]
-    else:
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)[:2]
-    return out, lse
-
-
-def zero_key_folding_problem(device: torch.device, dtype: torch.dtype) -> str | None:
-    """Why `attend_beside_zero_keys` cannot serve on `device` (None when it can): the fused
-    kernel's support depends on the GPU and the cuDNN build, so it is run once on a small case
-    and checked against attention over explicit zero keys."""
-    generator = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, 16, 128, generator=generator).to(device, dtype) for _ in range(3))
-    try:
-        folded = attend_beside_zero_keys(q, k, v, heads=2, zero_keys=16)
-    except RuntimeError as exc:
-        return f"attention with log-sum-exp unavailable: {exc}"
-    zeros = torch.zeros_like(k)
-    explicit = attend(q, torch.cat([k, zeros], dim=1), torch.cat([v, zeros], dim=1), heads=2)
-    error = (folded.float() - explicit.float()).abs().max().item()
-    if not error <= 1e-2:
-        return f"attention with log-sum-exp disagrees with explicit zero keys (max abs {error:.3g})"
-    return None
 
 
 def project_out(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -131,8 +80,6 @@ class GarmentFeatureBank:
     def __init__(self) -> None:
         self.slots: dict[str, GarmentFeatureSlot] = {}
         self.guidance: bool = True
-        # Row i of the batch uses garment `index[i]` (GarmentNet ran once per distinct garment).
-        self.index: torch.Tensor | None = None
 
     def slot(self, name: str) -> GarmentFeatureSlot:
         return self.slots.setdefault(name, GarmentFeatureSlot())
@@ -160,7 +107,6 @@ class GarmentFeatureBank:
     def clear(self) -> None:
         for s in self.slots.values():
             s.tensor = None
-        self.index = None
 
 
 class GarmentCaptureProcessor:
@@ -188,18 +134,8 @@ class GarmentCaptureProcessor:
         return project_out(attn, attend(query, key, value, attn.heads))
 
 
-# Folding splits one attention call into two smaller ones (unconditional, conditional). Measured
-# on an H100 (full step, graphed): batch 1 +1.3 ms (52.3 vs 51.0: the halves are too small to
-# fill the GPU), batch 2 -1.1%, batch 4 -1.6%, batch 8 -1.7%. So it serves batches of 2 or more.
-FOLD_MIN_SAMPLES = 2
-
-
-def garment_tokens_for(
-    person: torch.Tensor, garment: torch.Tensor, guidance: bool, index: torch.Tensor | None = None
-) -> torch.Tensor:
+def garment_tokens_for(person: torch.Tensor, garment: torch.Tensor, guidance: bool) -> torch.Tensor:
     """The garment tokens for each row of TryonNet's batch: zeros for the unconditional half."""
-    if index is not None:
-        garment = garment.index_select(0, index)
     garment = garment.to(person.dtype)
     if guidance:
         garment = torch.cat([torch.zeros_like(garment), garment], dim=0)
@@ -215,10 +151,6 @@ class TryonSelfAttentionProcessor:
 
     `person_queries_only=False` computes the reference's way (queries for the garment tokens
     too, rows then dropped): the same result with more work, kept for the baseline benchmark.
-    `fold_zero_garment_keys` leaves out the unconditional half's zero garment keys and values
-    and rescales its attention instead (`attend_beside_zero_keys`): the same result without
-    their projections and their share of the attention (~5% of a step's FLOPs), for batches of
-    at least FOLD_MIN_SAMPLES samples.
     """
 
     def __init__(
@@ -226,12 +158,10 @@ class TryonSelfAttentionProcessor:
         bank: GarmentFeatureBank,
         slot: GarmentFeatureSlot,
         person_queries_only: bool = True,
-        fold_zero_garment_keys: bool = False,
     ) -> None:
         self.bank = bank
         self.slot = slot
         self.person_queries_only = person_queries_only
-        self.fold_zero_garment_keys = fold_zero_garment_keys
 
     def __call__(
         self,
@@ -244,43 +174,11 @@ class TryonSelfAttentionProcessor:
         features = self.slot.tensor
         if features is None:
             raise RuntimeError("TryonNet ran before GarmentNet recorded this step's features")
-        if (
-            self.fold_zero_garment_keys
-            and self.person_queries_only
-            and self.bank.guidance
-            and hidden_states.shape[0] >= 2 * FOLD_MIN_SAMPLES
-        ):
-            return self._folded(attn, hidden_states, features)
-        garment = garment_tokens_for(hidden_states, features, self.bank.guidance, self.bank.index)
+        garment = garment_tokens_for(hidden_states, features, self.bank.guidance)
         context = torch.cat([hidden_states, garment], dim=1)
         queries = hidden_states if self.person_queries_only else context
         out = attend(attn.to_q(queries), attn.to_k(context), attn.to_v(context), attn.heads)
         return project_out(attn, out[:, : hidden_states.shape[1]])
-
-    def _folded(
-        self, attn: Attention, hidden_states: torch.Tensor, features: torch.Tensor
-    ) -> torch.Tensor:
-        """Guidance batch [uncond B, cond B]: the conditional rows attend over [person, garment];
-        the unconditional rows over their person tokens, rescaled for the zero garment tokens.
-        One key and one value projection serve both halves (their rows flattened together)."""
-        rows, person_tokens, width = hidden_states.shape
-        half = rows // 2
-        garment = garment_tokens_for(hidden_states[half:], features, False, self.bank.index)
-        cond_context = torch.cat([hidden_states[half:], garment], dim=1)
-        flat = torch.cat([hidden_states[:half].reshape(-1, width), cond_context.reshape(-1, width)])
-        key, value = attn.to_k(flat), attn.to_v(flat)
-        split = half * person_tokens
-        query = attn.to_q(hidden_states)
-
-        def unflatten(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return x[:split].view(half, person_tokens, -1), x[split:].view(half, -1, x.shape[-1])
-
-        (key_u, key_c), (value_u, value_c) = unflatten(key), unflatten(value)
-        uncond = attend_beside_zero_keys(
-            query[:half], key_u, value_u, attn.heads, zero_keys=garment.shape[1]
-        )
-        cond = attend(query[half:], key_c, value_c, attn.heads)
-        return project_out(attn, torch.cat([uncond, cond]))
 
 
 class ProjectedContext:

@@ -8,13 +8,13 @@ and kept on the device in a byte-bounded LRU; otherwise they are computed per ca
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
 import torch
 
+from vton.cache.lru import Lru
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.images import clip_pixels, fit_to, to_binary_mask, to_signed_tensor
 from vton.engine.text import PromptEncoder
@@ -46,41 +46,6 @@ def tensor_bytes(obj: object) -> int:
     return total
 
 
-class DeviceLru:
-    """An LRU of dataclasses of tensors, bounded in bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
-
-    def get(self, key: Hashable) -> object | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: Hashable, value: object) -> None:
-        size = tensor_bytes(value)
-        if size > self.max_bytes:
-            return
-        if key in self._items:
-            self.bytes -= self._items.pop(key)[1]
-        self._items[key] = (value, size)
-        self.bytes += size
-        self.make_room(0)
-
-    def make_room(self, size: int) -> None:
-        """Evicts the least recently used items until `size` more bytes fit."""
-        while self._items and self.bytes + size > self.max_bytes:
-            _, (_, evicted) = self._items.popitem(last=False)
-            self.bytes -= evicted
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 @dataclass
 class PersonConditioning:
     mask: torch.Tensor  # (1, h, w) binary, latent size
@@ -105,20 +70,18 @@ class BatchConditioning:
     mask: torch.Tensor
     masked_image_latents: torch.Tensor
     pose_latents: torch.Tensor
-    cloth_latents: torch.Tensor  # one row per DISTINCT garment: GarmentNet runs once for each
-    cloth_context: torch.Tensor  # prompt_embeds_c of those garments
-    garment_index: torch.Tensor | None  # batch row -> garment row (None: one garment per row)
-    # each garment row's garment_key (None where a sample named none)
-    garment_keys: tuple[str | None, ...] = ()
+    cloth_latents: torch.Tensor  # one row per sample (GarmentNet's input)
+    cloth_context: torch.Tensor  # prompt_embeds_c of the samples' garments
+    garment_keys: tuple[str | None, ...] = ()  # each sample's garment_key (None: it named none)
 
 
 class ConditioningEncoder:
     """Computes (or finds in its cache) each sample's person and garment conditioning."""
 
-    def __init__(self, model: TryOnModel, cache_bytes: int = 2 << 30) -> None:
+    def __init__(self, model: TryOnModel, cache_bytes: int) -> None:
         self.model = model
         self.prompts = PromptEncoder(model)
-        self.cache = DeviceLru(cache_bytes)
+        self.cache: Lru[Hashable, object] = Lru(cache_bytes, size=tensor_bytes)
         self._uncond_image_tokens: torch.Tensor | None = None
 
     # -- the model's encoders ----------------------------------------------------------------
@@ -229,7 +192,6 @@ class ConditioningEncoder:
         samples: Sequence[TryOnSample],
         options: DiffusionOptions,
         guidance: bool,
-        dedupe_garments: bool = True,
     ) -> BatchConditioning:
         model = self.model
         device, dtype = model.device, model.dtype
@@ -258,9 +220,6 @@ class ConditioningEncoder:
             x = torch.stack(values)
             return torch.cat([x, x]) if guidance else x
 
-        distinct, index = (
-            distinct_garments(samples) if dedupe_garments else (list(range(len(samples))), None)
-        )
         return BatchConditioning(
             context=torch.cat([prompt, image_tokens], dim=1),
             text_embeds=pooled,
@@ -268,22 +227,7 @@ class ConditioningEncoder:
             mask=rows([p.mask for p in persons]),
             masked_image_latents=rows([p.masked_image_latents for p in persons]),
             pose_latents=rows([p.pose_latents for p in persons]),
-            cloth_latents=torch.stack([garments[i].cloth_latents for i in distinct]),
-            cloth_context=torch.stack([garments[i].text.prompt_embeds_c for i in distinct]),
-            garment_index=None if index is None else torch.tensor(index, device=device),
-            garment_keys=tuple(samples[i].garment_key for i in distinct),
+            cloth_latents=torch.stack([g.cloth_latents for g in garments]),
+            cloth_context=torch.stack([g.text.prompt_embeds_c for g in garments]),
+            garment_keys=tuple(s.garment_key for s in samples),
         )
-
-
-def distinct_garments(samples: Sequence[TryOnSample]) -> tuple[list[int], list[int] | None]:
-    """Which samples' garments GarmentNet must run on, and each sample's row among them.
-
-    GarmentNet runs once when every sample of a batch names the same `garment_key` (many people,
-    one garment), otherwise once per sample. Partial sharing is not deduplicated on purpose: two
-    layouts per batch size keep the set of step shapes small enough to capture (and compile)
-    them all at warm-up instead of on a user's request. Returns index None for the plain layout.
-    """
-    keys = {sample.garment_key for sample in samples}
-    if len(samples) > 1 and len(keys) == 1 and None not in keys:
-        return [0], [0] * len(samples)
-    return list(range(len(samples))), None

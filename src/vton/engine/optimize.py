@@ -18,7 +18,6 @@ from vton.engine.attention import (
     GarmentCaptureProcessor,
     TryonSelfAttentionProcessor,
     garment_feature_order,
-    zero_key_folding_problem,
 )
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.cross_projections import batch_cross_projections
@@ -31,25 +30,16 @@ class EngineOptimizations:
     """Switches for every optimisation; the defaults are the fast, output-preserving ones."""
 
     person_queries_only: bool = True  # TryonNet self-attention: no queries for garment tokens
-    # The unconditional half's zero garment keys and values folded into a rescaling of its
-    # attention over the person tokens (attention.py): ~5% of a step's FLOPs, same output, for
-    # batches of 2 or more. Opt-in: measured (H100) -1.1% to -1.7% per step at batch 2-8, but
-    # its extra symbolic shapes slow Dynamo's tracing on every start.
-    fold_zero_garment_keys: bool = False
     truncate_garment_net: bool = True  # GarmentNet stops at the last feature TryonNet reads
-    dedupe_garments: bool = True  # one GarmentNet pass per distinct garment per step
-    cache_conditioning: bool = True  # person / garment conditioning kept on the device
+    # Person / garment conditioning of keyed samples kept on the device, up to this many bytes
+    # (an LRU; 0: off).
+    conditioning_cache_bytes: int = 2 << 30
     # Every cross-attention's keys and values in one batched matmul per weight stack instead of
-    # ~420 small GEMMs per step (cross_projections.py). Keeps the output (fp16 rounding).
-    # Measured (H100, graphed, uncompiled): step at batch 1 60.0 -> 57.6 ms, one try-on -3%.
+    # ~420 small GEMMs per step (cross_projections.py). Keeps the output (fp16 rounding); NOTES:
+    # "every cross-attention's keys and values in one batched matmul".
     batch_cross_projections: bool = True
     tf32: bool = True  # TF32 matmuls/convolutions for the fp32 work (the VAE)
-    # cuDNN times every algorithm for each new convolution shape. Off by default: measured on an
-    # H100, a warm restart takes 76 s with it and 60 s without, for 1.8% on one try-on; and
-    # PyTorch keeps the chosen plans per thread, so the worker thread would tune each batch
-    # size's eager convolutions (the VAE) again on its first request after the warm-up.
-    cudnn_benchmark: bool = False
-    cuda_graphs: bool = True  # each batch shape's network step captured once, then replayed
+    cuda_graphs: bool = True  # each step shape's network step captured once, then replayed
     sync_free_steps: bool = True  # DDPM steps that never wait for the GPU (see engine/ddpm.py)
     compile: bool = True  # regional torch.compile (resnet, transformer blocks); slow first start
     channels_last: bool = True  # NHWC for the convolutions; only with compile (eager: slower)
@@ -57,19 +47,20 @@ class EngineOptimizations:
     # timestep, and every step reuses its features (GarmentNet is ~28% of a step's FLOPs).
     garment_features_once: bool = False
     # GarmentNet for several coming timesteps in one pass of about `garment_ahead_rows` rows
-    # (garment_ahead.py): its input does not depend on the denoising latents, so this keeps the
-    # output (fp16 rounding). Measured (H100, graphed, uncompiled): step at batch 1 60.0 -> 52.7
-    # ms, one try-on -11%; batches whose garments fill a pass alone are unchanged.
+    # (garment_features.py): its input does not depend on the denoising latents, so this keeps
+    # the output (fp16 rounding). NOTES: "GarmentNet ahead" (one try-on -10%).
     garment_net_ahead: bool = True
     garment_ahead_rows: int = 8
     # Opt-in (memory): every timestep's GarmentNet features kept per keyed garment, up to this
-    # many bytes on the device (garment_cache.py); a repeat garment's try-on skips GarmentNet.
+    # many bytes on the device (garment_features.py); a repeat garment's try-on skips GarmentNet.
     garment_feature_cache_bytes: int = 0
 
     @classmethod
     def reference(cls) -> EngineOptimizations:
-        """Every switch off: the original implementation's arithmetic."""
-        return cls(**{f.name: False for f in fields(cls) if f.type == "bool"})
+        """Every switch off and no conditioning cache: the original implementation's arithmetic
+        and work."""
+        switches = {f.name: False for f in fields(cls) if f.type == "bool"}
+        return cls(**switches, conditioning_cache_bytes=0)
 
 
 # The opt-in modes whose images differ from the default's (beyond fp16 noise).
@@ -114,25 +105,15 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
     def report(name: str, enabled: bool, reason: str) -> None:
         status.append(OptimizationStatus(name, enabled, reason))
 
-    fold_problem = None
-    if opts.fold_zero_garment_keys:
-        fold_problem = zero_key_folding_problem(model.device, model.dtype)
-    fold = opts.fold_zero_garment_keys and fold_problem is None
     for processor in model.tryon_net.attn_processors.values():
         if isinstance(processor, TryonSelfAttentionProcessor):
             processor.person_queries_only = opts.person_queries_only
-            processor.fold_zero_garment_keys = fold
     report("person_queries_only", opts.person_queries_only, "setting")
-    if not opts.fold_zero_garment_keys:
-        report("fold_zero_garment_keys", False, "off by default: slows the restart")
-    else:
-        report("fold_zero_garment_keys", fold, fold_problem or "unconditional rows skip them")
 
     if opts.truncate_garment_net:
         report("truncate_garment_net", True, truncate_garment_net(model.garment_net))
     else:
         report("truncate_garment_net", False, "disabled by setting")
-    report("dedupe_garments", opts.dedupe_garments, "setting")
     report(
         "garment_features_once",
         opts.garment_features_once,
@@ -148,7 +129,11 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         report("garment_feature_cache", True, f"up to {size} of features per keyed garment")
     else:
         report("garment_feature_cache", False, "off by default: memory (3.1 GB per garment)")
-    report("cache_conditioning", opts.cache_conditioning, "setting")
+    if opts.conditioning_cache_bytes > 0:
+        size = f"{opts.conditioning_cache_bytes / 2**30:.1f} GiB"
+        report("cache_conditioning", True, f"up to {size} for keyed persons and garments")
+    else:
+        report("cache_conditioning", False, "disabled by setting")
     if opts.batch_cross_projections:
         served = sum(batch_cross_projections(n) for n in (model.tryon_net, model.garment_net))
         report("batch_cross_projections", True, f"{served} cross-attentions, batched matmuls")
@@ -162,29 +147,20 @@ def apply_optimizations(model: TryOnModel, opts: EngineOptimizations) -> list[Op
         else "disabled by setting",
     )
 
-    for name, wanted, apply, why_off in (
-        ("tf32", opts.tf32, _enable_tf32, "disabled by setting"),
-        (
-            "cudnn_benchmark",
-            opts.cudnn_benchmark,
-            _enable_cudnn_benchmark,
-            "off: tuning each new shape slows the restart, and its plans stay per thread",
-        ),
-    ):
-        if not wanted:
-            report(name, False, why_off)
-        elif not cuda:
-            report(name, False, "not on a CUDA device")
-        else:
-            apply()
-            report(name, True, "enabled")
+    if not opts.tf32:
+        report("tf32", False, "disabled by setting")
+    elif not cuda:
+        report("tf32", False, "not on a CUDA device")
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        report("tf32", True, "enabled")
 
     if not opts.cuda_graphs:
         report("cuda_graphs", False, "disabled by setting")
     else:
-        report(
-            "cuda_graphs", cuda, "captured per batch shape on first use" if cuda else "not on CUDA"
-        )
+        why = "one per step shape, captured at warm-up (else on first use)"
+        report("cuda_graphs", cuda, why if cuda else "not on CUDA")
 
     compiled = False
     if opts.compile and cuda:
@@ -251,12 +227,3 @@ def compile_regions(
                 module.compile(dynamic=None, backend=backend)
                 count += 1
     return count
-
-
-def _enable_tf32() -> None:
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-
-
-def _enable_cudnn_benchmark() -> None:
-    torch.backends.cudnn.benchmark = True

@@ -1,8 +1,9 @@
 """The IDM-VTON try-on pipeline: a batch of samples in, one image per sample out.
 
 Batch layout with guidance (B samples): rows 0..B-1 unconditional, rows B..2B-1 conditional;
-GarmentNet runs once per step on the distinct garments and TryonNet's unconditional rows see
-zero garment tokens. Nothing couples samples, so each result equals the sample's result alone.
+GarmentNet's features come from one row per sample (garment_features.py) and TryonNet's
+unconditional rows see zero garment tokens. Nothing couples samples, so each result equals the
+sample's result alone.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -21,20 +22,17 @@ from PIL import Image
 from vton.engine.checkpoint import TryOnModel
 from vton.engine.conditioning import BatchConditioning, ConditioningEncoder, in_chunks
 from vton.engine.ddpm import SyncFreeDdpm
-from vton.engine.garment_ahead import GarmentFeaturesAhead, steps_per_pass
-from vton.engine.garment_cache import GarmentFeatureCache
+from vton.engine.devices import free_device_memory
+from vton.engine.garment_features import GarmentFeaturePlanner
 from vton.engine.images import to_pil, to_uint8
+from vton.engine.noise_schedulers import STEP_KWARGS, build_scheduler
 from vton.engine.optimize import EngineOptimizations, apply_optimizations
 from vton.engine.progress import StepCallback, StepProgress
-from vton.engine.runtime import free_device_memory
-from vton.engine.schedulers import STEP_KWARGS, build_scheduler
-from vton.engine.step import CudaGraphSteps, GarmentFeatures, run_garment_net, run_networks
+from vton.engine.step import GarmentFeatures, StepGraphs, StepKey, run_networks
 from vton.engine.types import DiffusionOptions, TryOnOutput, TryOnSample
 from vton.errors import InvalidInput
 
 log = logging.getLogger(__name__)
-
-CONDITIONING_CACHE_BYTES = 2 << 30
 
 
 class TryOnPipeline:
@@ -44,12 +42,10 @@ class TryOnPipeline:
         self.model = model
         self.optimizations = optimizations or EngineOptimizations()
         self.optimization_status = apply_optimizations(model, self.optimizations)
-        cache_bytes = CONDITIONING_CACHE_BYTES if self.optimizations.cache_conditioning else 0
-        self.conditioning = ConditioningEncoder(model, cache_bytes=cache_bytes)
-        feature_bytes = self.optimizations.garment_feature_cache_bytes
-        self.garment_cache = GarmentFeatureCache(feature_bytes) if feature_bytes > 0 else None
+        self.conditioning = ConditioningEncoder(model, self.optimizations.conditioning_cache_bytes)
+        self.garment_features = GarmentFeaturePlanner(model, self.optimizations)
         use_graphs = self.optimizations.cuda_graphs and model.device.type == "cuda"
-        self.graphs = CudaGraphSteps(model) if use_graphs else None
+        self.graphs = StepGraphs(model) if use_graphs else None
 
     # -- 1. inputs --------------------------------------------------------------------------
 
@@ -118,14 +114,14 @@ class TryOnPipeline:
         device_timesteps = timesteps.to(model.device)
         progress = StepProgress(on_step, len(timesteps), model.device)
         schedule = (options.scheduler, options.steps, options.height, options.width)
-        garment_features = self.garment_features_for(cond, device_timesteps, schedule)
+        features, step_key = self.garment_features.plan(cond, guidance, device_timesteps, schedule)
         for i, (t, device_t) in enumerate(zip(timesteps, device_timesteps, strict=True)):
             latent_in = torch.cat([latents, latents]) if guidance else latents
             latent_in = scheduler.scale_model_input(latent_in, t)
             latent_in = torch.cat(
                 [latent_in, cond.mask, cond.masked_image_latents, cond.pose_latents], dim=1
             )
-            noise = self.networks(latent_in, device_t, cond, guidance, garment_features(i))
+            noise = self.networks(step_key, latent_in, device_t, cond, guidance, features(i))
             if guidance:
                 uncond, text = noise.chunk(2)
                 noise = uncond + options.guidance_scale * (text - uncond)
@@ -134,44 +130,9 @@ class TryOnPipeline:
         progress.finish()
         return latents
 
-    def garment_features_for(
-        self, cond: BatchConditioning, timesteps: torch.Tensor, schedule: Hashable = None
-    ) -> Callable[[int], GarmentFeatures | None]:
-        """Step i -> the garment features given to the step, or None: GarmentNet runs inside it.
-        `schedule` names the timesteps for the garment feature cache (None: not cached)."""
-        opts = self.optimizations
-        if opts.garment_features_once:
-            once = run_garment_net(self.model, timesteps[0], cond)
-            return lambda _: once
-        cache, keys = self.garment_cache, self._garment_cache_keys(cond, schedule)
-        if cache is not None and keys is not None:
-            passes = self._garment_passes(cond, timesteps, outside_the_step=True)
-            return cache.cached(keys) or cache.recording(passes, keys, len(timesteps))
-        return self._garment_passes(cond, timesteps)
-
-    def _garment_passes(
-        self, cond: BatchConditioning, timesteps: torch.Tensor, outside_the_step: bool = False
-    ) -> Callable[[int], GarmentFeatures | None]:
-        """GarmentNet ahead of the steps where a pass would otherwise be small (or wherever its
-        features must leave the step); else None per step: it runs inside the step's graph."""
-        opts = self.optimizations
-        garments = cond.cloth_latents.shape[0]
-        steps = steps_per_pass(garments, opts.garment_ahead_rows) if opts.garment_net_ahead else 1
-        if steps == 1 and not outside_the_step:
-            return lambda _: None
-        return GarmentFeaturesAhead(self.model, cond, timesteps, steps)
-
-    def _garment_cache_keys(
-        self, cond: BatchConditioning, schedule: Hashable
-    ) -> list[Hashable] | None:
-        """The cache keys of the batch's garments, when the cache applies to all of them."""
-        keys = cond.garment_keys
-        if self.garment_cache is None or schedule is None or not keys or None in keys:
-            return None
-        return [(key, schedule) for key in keys]
-
     def networks(
         self,
+        key: StepKey,
         latent_in: torch.Tensor,
         t: torch.Tensor,
         cond: BatchConditioning,
@@ -179,7 +140,7 @@ class TryOnPipeline:
         garment_features: GarmentFeatures | None = None,
     ) -> torch.Tensor:
         if self.graphs is not None:
-            return self.graphs(latent_in, t, cond, guidance, garment_features)
+            return self.graphs(key, latent_in, t, cond, guidance, garment_features)
         return run_networks(self.model, latent_in, t, cond, guidance, garment_features)
 
     @staticmethod
@@ -209,14 +170,15 @@ class TryOnPipeline:
             latents, generators = self.initial_noise(samples, options)
             return self.denoise(latents, cond, options, generators, guidance, on_step)
         except torch.cuda.OutOfMemoryError:
-            if not self.garment_cache:
+            cache = self.garment_features.cache
+            if not cache:
                 raise
             log.warning(
                 "out of device memory with %d garment feature timelines cached: dropping them "
                 "and running the batch again",
-                len(self.garment_cache),
+                len(cache),
             )
-            self.garment_cache.clear()
+            cache.clear()
             free_device_memory()
         latents, generators = self.initial_noise(samples, options)
         return self.denoise(latents, cond, options, generators, guidance, on_step)
@@ -269,52 +231,70 @@ class TryOnPipeline:
         guidance = options.guidance_scale > 1.0
         # 2. Encode text, person, pose, garment (VAE latents, IP image tokens)
         with self._timed(timings, "encode"):
-            cond = self.conditioning.assemble(
-                samples, options, guidance, dedupe_garments=self.optimizations.dedupe_garments
-            )
+            cond = self.conditioning.assemble(samples, options, guidance)
         # 3-4. Initial noise (one generator per sample) and the denoising loop
         with self._timed(timings, "diffusion"):
             return self._diffuse(samples, cond, options, guidance, on_step)
 
     def warm_up(self, batch_sizes: Iterable[int], options: DiffusionOptions) -> dict[int, float]:
-        """One single-step try-on per batch size and garment layout (kernel choices, and on CUDA
-        each step shape's graph captured and compiled now rather than on a user's request: one
-        garment per sample, and one garment shared by all); returns milliseconds per size.
-        The samples are keyed, so with the conditioning cache on they are encoded only once.
-        Only the first try-on is decoded: the VAE decodes one image per call at any batch size,
-        so one decode warms it (the rest would add ~65 ms per image on an H100)."""
-        size = (options.width, options.height)
-        gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
+        """One single-step try-on per step a request can reach: each batch size, guidance on and
+        off, each garment layout (`GarmentFeaturePlanner.layouts`), one try-on per distinct
+        `StepKey`. On CUDA that captures (and compiles) every step graph now rather than on a
+        user's request; then the step graphs are frozen: a key missed here runs eagerly and is
+        counted, never captured inside a request. Returns milliseconds per batch size.
+
+        The person is keyed, so with the conditioning cache on it is encoded once. Only the first
+        try-on is decoded: the VAE decodes one image per call at any batch size, so one decode
+        warms it (the rest would add ~65 ms per image on an H100)."""
         one_step = replace(options, steps=1)
+        latent_size = self.latent_shape(options)[1:]
+        planner = self.garment_features
+        warmed: set[StepKey] = set()
         took: dict[int, float] = {}
         decoded = False
         for batch in batch_sizes:
-            own = [
-                TryOnSample(
-                    gray,
-                    white,
-                    gray,
-                    gray,
-                    description="a shirt",
-                    person_key="vton-warm-up",
-                    garment_key=f"vton-warm-up-{i}",
-                )
-                for i in range(batch)
-            ]
-            layouts = [own]
-            if batch > 1 and self.optimizations.dedupe_garments:
-                layouts.append([replace(s, garment_key=own[0].garment_key) for s in own])
             start = time.perf_counter()
-            for samples in layouts:
-                if decoded:
-                    self.final_latents(samples, one_step)
-                else:
-                    self(samples, one_step)
-                    decoded = True
+            for guidance in (True, False):
+                for cacheable in planner.layouts():
+                    key = planner.step_key(batch, guidance, cacheable, latent_size)
+                    if key in warmed:
+                        continue
+                    warmed.add(key)
+                    samples = self._warm_up_samples(batch, options, cacheable)
+                    run = replace(one_step, guidance_scale=2.0 if guidance else 1.0)
+                    if decoded:
+                        self.final_latents(samples, run)
+                    else:
+                        self(samples, run)
+                        decoded = True
             took[batch] = (time.perf_counter() - start) * 1000.0
-        if self.garment_cache is not None:
-            self.garment_cache.reset()  # the warm-up's placeholder garments
+        if planner.cache is not None:
+            planner.cache.reset()  # the warm-up's placeholder garments
+        if self.graphs is not None:
+            self.graphs.freeze()
         return took
+
+    def _warm_up_samples(
+        self, batch: int, options: DiffusionOptions, cacheable: bool
+    ) -> list[TryOnSample]:
+        """Gray placeholders. Keyed garments reach the garment feature cache and unkeyed ones
+        (inline requests) do not; with the cache off both take one path, and keyed garments
+        are encoded only once."""
+        keyed = cacheable or self.garment_features.cache is None
+        size = (options.width, options.height)
+        gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
+        return [
+            TryOnSample(
+                gray,
+                white,
+                gray,
+                gray,
+                description="a shirt",
+                person_key="vton-warm-up",
+                garment_key=f"vton-warm-up-{i}" if keyed else None,
+            )
+            for i in range(batch)
+        ]
 
     @contextmanager
     def _timed(self, timings: dict[str, float], phase: str) -> Iterator[None]:

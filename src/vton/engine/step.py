@@ -1,15 +1,15 @@
 """One denoising step's network work: GarmentNet on the garments, then TryonNet on the batch.
 
-`run_networks` is the eager computation (TryonNet alone when GarmentNet's features are given:
-computed ahead for several steps, `garment_net_ahead`, or once, `garment_features_once`).
-`CudaGraphSteps` captures it once per step shape in a CUDA graph and replays it: the same kernels
-on the same inputs (so the same numbers), without re-issuing thousands of kernel launches from
-Python every step, which dominates at small batch.
+`run_networks` is the eager computation (TryonNet alone when GarmentNet's features are given; see
+garment_features.py for where they come from). `StepGraphs` captures it once per `StepKey` in a
+CUDA graph and replays it: the same kernels on the same inputs (so the same numbers), without
+re-issuing thousands of kernel launches from Python every step, which dominates at small batch.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 
 
 GarmentFeatures = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """What fixes the shapes of a denoising step's tensors, so one CUDA graph serves each key.
+
+    Every other shape follows from these: TryonNet's rows are `samples`, doubled with guidance;
+    GarmentNet (or the given features) has one row per sample; the text and image token counts
+    belong to the model."""
+
+    samples: int
+    guidance: bool
+    garment_net_in_step: bool  # else TryonNet alone, on garment features given to the step
+    latent_size: tuple[int, int]
 
 
 @torch.no_grad()
@@ -39,7 +53,7 @@ def run_networks(
         run_garment_net(model, timestep, cond)
     else:
         bank.features = garment_features
-    bank.guidance, bank.index = guidance, cond.garment_index
+    bank.guidance = guidance
     noise = model.tryon_net(
         latent_in,
         timestep,
@@ -54,69 +68,62 @@ def run_networks(
 def run_garment_net(
     model: TryOnModel, timestep: torch.Tensor, cond: BatchConditioning
 ) -> GarmentFeatures:
-    """GarmentNet on the batch's distinct garments; leaves its features in the bank and returns
-    them by block name."""
+    """GarmentNet on the batch's garments; leaves its features in the bank and returns them by
+    block name."""
     model.bank.clear()
     model.garment_net(cond.cloth_latents, timestep, encoder_hidden_states=cond.cloth_context)
     return dict(model.bank.features)
 
 
-def _shape_key(
-    latent_in: torch.Tensor,
-    timestep: torch.Tensor,
-    cond: BatchConditioning,
-    guidance: bool,
-    garment_features: GarmentFeatures | None,
-):
-    tensors = [latent_in, timestep, *_cond_tensors(cond), *(garment_features or {}).values()]
-    return guidance, garment_features is None, tuple((tuple(t.shape), t.dtype) for t in tensors)
-
-
 def _cond_tensors(cond: BatchConditioning) -> list[torch.Tensor]:
-    index = [] if cond.garment_index is None else [cond.garment_index]
-    return [
-        cond.context,
-        cond.text_embeds,
-        cond.time_ids,
-        cond.cloth_latents,
-        cond.cloth_context,
-        *index,
-    ]
+    """The conditioning tensors a step reads directly (mask, masked image and pose latents
+    enter through latent_in, concatenated outside)."""
+    return [cond.context, cond.text_embeds, cond.time_ids, cond.cloth_latents, cond.cloth_context]
 
 
-@dataclass
-class _Captured:
-    graph: torch.cuda.CUDAGraph
-    latent_in: torch.Tensor
-    timestep: torch.Tensor
-    cond: BatchConditioning
-    garment_features: GarmentFeatures | None
-    output: torch.Tensor
+Step = Callable[
+    [torch.Tensor, torch.Tensor, BatchConditioning, GarmentFeatures | None], torch.Tensor
+]
+"""A captured step: (latent_in, timestep, cond, garment features) -> noise prediction."""
+
+Capture = Callable[
+    [TryOnModel, torch.Tensor, torch.Tensor, BatchConditioning, bool, GarmentFeatures | None],
+    Step,
+]
+"""Captures the step of these inputs: (model, latent_in, timestep, cond, guidance, features)."""
 
 
-class CudaGraphSteps:
-    """Replays one captured graph per input shape; all graphs share one memory pool (they
-    never run at the same time).
+class StepGraphs:
+    """The step dispatcher: replays the step captured for each `StepKey`.
 
-    Every stream is made on the model's device, whichever device is current on the calling
-    thread: torch.cuda.graph's own default capture stream is one per process, on the device
-    current when it was first used, and a capture on another device's stream records nothing
-    of this model's kernels (measured on two H100s: a model on cuda:1 captured from a thread
-    on cuda:0 replayed stale images).
+    Until `freeze` (the end of the warm-up) an unknown key is captured on first use; after it, an
+    unknown key runs eagerly and is counted in `eager_steps` (a metric), so no user's request
+    pays for a capture (or a compilation) inside its own latency, as vLLM's CUDA-graph
+    dispatcher does. `capture` is the seam: CUDA graphs by default, a recorder in CPU tests.
     """
 
-    def __init__(self, model: TryOnModel) -> None:
+    def __init__(self, model: TryOnModel, capture: Capture | None = None) -> None:
         self.model = model
-        self._graphs: dict[object, _Captured] = {}
-        self._pool = torch.cuda.graph_pool_handle()
-        self._capture_stream = torch.cuda.Stream(model.device)
+        self._capture = capture or CudaGraphCapture(model.device)
+        self._steps: dict[StepKey, Step] = {}
+        self.frozen = False
+        self.eager_steps = 0
+        self._missed: set[StepKey] = set()
 
     def __len__(self) -> int:
-        return len(self._graphs)
+        return len(self._steps)
+
+    def keys(self) -> frozenset[StepKey]:
+        return frozenset(self._steps)
+
+    def freeze(self) -> None:
+        """From now on a key without a captured step runs eagerly instead of being captured."""
+        self.frozen = True
 
     @torch.no_grad()
     def __call__(
         self,
+        key: StepKey,
         latent_in: torch.Tensor,
         timestep: torch.Tensor,
         cond: BatchConditioning,
@@ -124,30 +131,43 @@ class CudaGraphSteps:
         garment_features: GarmentFeatures | None = None,
     ) -> torch.Tensor:
         timestep = timestep.reshape(1).to(latent_in.device)
-        key = _shape_key(latent_in, timestep, cond, guidance, garment_features)
-        captured = self._graphs.get(key)
-        if captured is None:
-            captured = self._capture(latent_in, timestep, cond, guidance, garment_features)
-            self._graphs[key] = captured
-        captured.latent_in.copy_(latent_in)
-        captured.timestep.copy_(timestep)
-        for static, given in zip(_cond_tensors(captured.cond), _cond_tensors(cond), strict=True):
-            static.copy_(given)
-        for name, static in (captured.garment_features or {}).items():
-            static.copy_(garment_features[name])  # type: ignore[index]
-        # mask, masked image and pose latents enter through latent_in (concatenated outside)
-        with torch.cuda.device(self.model.device):  # replay on the stream the copies went to
-            captured.graph.replay()
-        return captured.output.clone()
+        step = self._steps.get(key)
+        if step is None and self.frozen:
+            if key not in self._missed:
+                self._missed.add(key)
+                log.warning("step %s was not captured at warm-up: it runs eagerly", key)
+            self.eager_steps += 1
+            return run_networks(self.model, latent_in, timestep, cond, guidance, garment_features)
+        if step is None:
+            step = self._capture(self.model, latent_in, timestep, cond, guidance, garment_features)
+            self._steps[key] = step
+        return step(latent_in, timestep, cond, garment_features)
 
-    def _capture(
+
+class CudaGraphCapture:
+    """Captures steps in CUDA graphs that share one memory pool (they never run at the same
+    time).
+
+    Every stream is made on the model's device, whichever device is current on the calling
+    thread: torch.cuda.graph's own default capture stream is one per process, on the device
+    current when it was first used, and a capture on another device's stream records nothing
+    of this model's kernels (bench/NOTES.md: "CUDA graphs on the model's own device").
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._pool = torch.cuda.graph_pool_handle()
+        self._stream = torch.cuda.Stream(device)
+
+    def __call__(
         self,
+        model: TryOnModel,
         latent_in: torch.Tensor,
         timestep: torch.Tensor,
         cond: BatchConditioning,
         guidance: bool,
         garment_features: GarmentFeatures | None,
-    ) -> _Captured:
+    ) -> Step:
         static_in, static_t = latent_in.clone(), timestep.clone()
         static_features = (
             None
@@ -160,31 +180,67 @@ class CudaGraphSteps:
                 for name, value in vars(cond).items()
             }
         )
-        device = self.model.device
+        device = self.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # warm-up: cuDNN plan choices, lazy inits
             for _ in range(2):
-                run_networks(
-                    self.model, static_in, static_t, static_cond, guidance, static_features
-                )
+                run_networks(model, static_in, static_t, static_cond, guidance, static_features)
         torch.cuda.current_stream(device).wait_stream(side)
-        self._capture_stream.wait_stream(torch.cuda.current_stream(device))
+        self._stream.wait_stream(torch.cuda.current_stream(device))
         graph = torch.cuda.CUDAGraph()
         # thread_local: other threads (garment registration runs the text encoders) may use the
         # GPU while this one captures; their work is neither captured nor an error.
         with torch.cuda.graph(
-            graph,
-            pool=self._pool,
-            stream=self._capture_stream,
-            capture_error_mode="thread_local",
+            graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"
         ):
             output = run_networks(
-                self.model, static_in, static_t, static_cond, guidance, static_features
+                model, static_in, static_t, static_cond, guidance, static_features
             )
         log.info(
             "captured a CUDA graph for batch shape %s%s",
             tuple(latent_in.shape),
             "" if garment_features is None else " (TryonNet only, garment features given)",
         )
-        return _Captured(graph, static_in, static_t, static_cond, static_features, output)
+        return _CudaGraphStep(
+            device, graph, static_in, static_t, static_cond, static_features, output
+        )
+
+
+@dataclass
+class _CudaGraphStep:
+    device: torch.device
+    graph: torch.cuda.CUDAGraph
+    latent_in: torch.Tensor
+    timestep: torch.Tensor
+    cond: BatchConditioning
+    garment_features: GarmentFeatures | None
+    output: torch.Tensor
+
+    def __call__(
+        self,
+        latent_in: torch.Tensor,
+        timestep: torch.Tensor,
+        cond: BatchConditioning,
+        garment_features: GarmentFeatures | None,
+    ) -> torch.Tensor:
+        pairs = [
+            (self.latent_in, latent_in),
+            (self.timestep, timestep),
+            *zip(_cond_tensors(self.cond), _cond_tensors(cond), strict=True),
+        ]
+        if (self.garment_features is None) != (garment_features is None):
+            raise RuntimeError("a step key's garment features differ from its captured step's")
+        for name, static in (self.garment_features or {}).items():
+            pairs.append((static, garment_features[name]))  # type: ignore[index]
+        for static, given in pairs:
+            # copy_ would broadcast a smaller tensor silently: a StepKey missing a shape is a bug
+            if static.shape != given.shape:
+                raise RuntimeError(
+                    f"step input {tuple(given.shape)} replayed into a graph captured for "
+                    f"{tuple(static.shape)}: the step key misses a shape"
+                )
+            static.copy_(given)
+        with torch.cuda.device(self.device):  # replay on the stream the copies went to
+            self.graph.replay()
+        return self.output.clone()

@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 SchedulerName = Literal["ddpm", "ddim", "euler", "dpmpp", "unipc"]
-SCHEDULER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "euler", "dpmpp", "unipc")
 
 NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low quality"
 
@@ -76,7 +75,7 @@ class TryOnSample:
     (precomputed embeddings) or `description`. `latents` (4 x H/8 x W/8 or 1 x 4 x H/8 x W/8)
     replaces the seeded initial noise. `person_key` / `garment_key` name the person's and the
     garment's artifacts with their version: the engine then caches their derived conditioning on
-    the device, and runs GarmentNet once per distinct garment of a batch.
+    the device (and, with the garment feature cache on, the garment's GarmentNet features).
     """
 
     person: Image.Image

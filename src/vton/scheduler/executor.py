@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from vton.engine.runtime import free_device_memory
+from vton.engine.devices import free_device_memory
 from vton.engine.types import DiffusionOptions, TryOnOutput
 from vton.errors import VtonError
 from vton.scheduler.errors import EngineFailed, NonFiniteOutput, OutOfMemory

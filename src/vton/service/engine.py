@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from vton.config import Settings
 from vton.engine.checkpoint import load_model
+from vton.engine.devices import parse_device, parse_dtype, quiet_model_libraries
 from vton.engine.optimize import OUTPUT_CHANGING, EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.runtime import parse_device, parse_dtype, quiet_model_libraries
 from vton.engine.types import DiffusionOptions
 from vton.scheduler import DevicePipelines
 
@@ -48,6 +48,26 @@ def resolve_fallback(name: str, dtype: torch.dtype) -> torch.dtype | None:
     return None if name == "none" else parse_dtype(name)
 
 
+def engine_optimizations(settings: Settings) -> EngineOptimizations:
+    """The main pipeline's optimisations from the settings."""
+    return EngineOptimizations(
+        compile=settings.compile,
+        garment_features_once=settings.garment_features_once,
+        garment_net_ahead=settings.garment_net_ahead,
+        conditioning_cache_bytes=settings.conditioning_cache_bytes,
+        garment_feature_cache_bytes=int(settings.garment_feature_cache_gb * 2**30),
+    )
+
+
+def fallback_optimizations(main: EngineOptimizations) -> EngineOptimizations:
+    """The fallback pipeline's: the main one's, so it computes the same images (the output
+    changing modes above all), except three that keep the output. The rare retry runs eagerly:
+    compiling a second copy would double the start-up, and its step graphs would be captured
+    inside the retried request (it is never warmed up). No garment feature cache: a second budget
+    on the same device, for garments that rarely come back to the fallback."""
+    return replace(main, compile=False, cuda_graphs=False, garment_feature_cache_bytes=0)
+
+
 def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -72,19 +92,12 @@ def load_engine(settings: Settings, device: str) -> DeviceEngine:
     if settings.compile:
         # Inductor reads its cache folder from the environment; a kept folder makes restarts fast.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.compile_cache_dir.resolve()))
-    optimizations = EngineOptimizations(
-        compile=settings.compile,
-        garment_features_once=settings.garment_features_once,
-        garment_net_ahead=settings.garment_net_ahead,
-        fold_zero_garment_keys=settings.fold_zero_garment_keys,
-        garment_feature_cache_bytes=int(settings.garment_feature_cache_gb * 2**30),
-    )
+    optimizations = engine_optimizations(settings)
     main = TryOnPipeline(load_model(settings.model_path, dtype=dtype, device=device), optimizations)
     fallback = None
     if fallback_dtype is not None:
         fallback_model = load_model(settings.model_path, dtype=fallback_dtype, device=device)
-        # The rare retry runs uncompiled: compiling a second copy would double the start-up.
-        fallback = TryOnPipeline(fallback_model, EngineOptimizations(compile=False))
+        fallback = TryOnPipeline(fallback_model, fallback_optimizations(optimizations))
     status = main.optimization_status  # each one is logged with its reason by the engine
     log.info(
         "engine device=%s model=%s dtype=%s vae_dtype=%s fallback_dtype=%s "
@@ -125,8 +138,7 @@ def prepare_worker_thread(engine: DeviceEngine, settings: Settings) -> None:
     """Runs first on the device's worker thread, the one that serves all its batches: makes the
     engine's device the thread's current CUDA device (for whatever uses the current device rather
     than the tensors' own) and warms up there. PyTorch keeps cuDNN's plans and cuBLAS handles per
-    thread: measured on an H100, a warm-up on another thread left the worker's first try-on of
-    each batch size 17-24 ms slower, and 1.4 s slower with cuDNN benchmark mode on."""
+    thread (bench/NOTES.md: "warm-up on each device's worker thread")."""
     if engine.device.startswith("cuda"):
         torch.cuda.set_device(engine.device)
     if settings.warmup:
@@ -135,9 +147,10 @@ def prepare_worker_thread(engine: DeviceEngine, settings: Settings) -> None:
 
 
 def warm_up(engine: DeviceEngine, settings: Settings) -> None:
-    """One single-step try-on at the working size per batch size the scheduler may form: on CUDA
-    every size up to VTON_MAX_BATCH (each one's graph is captured now, not on a user's request),
-    on the CPU batch 1 (first-call allocations and kernel choices)."""
+    """Single-step try-ons at the working size for the batch sizes the scheduler may form: on
+    CUDA every size up to VTON_MAX_BATCH, each with every step a request can reach (all its step
+    graphs are captured now; a request never captures one), on the CPU batch 1 (first-call
+    allocations and kernel choices)."""
     sizes = range(1, settings.max_batch + 1) if engine.device.startswith("cuda") else (1,)
     options = DiffusionOptions(height=settings.height, width=settings.width)
     took = engine.pipeline.warm_up(sizes, options)
