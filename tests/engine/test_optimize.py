@@ -52,10 +52,17 @@ def test_reference_mode_and_optimised_mode_give_the_same_images(tiny_model_dir):
         assert torch.allclose(a.image, b.image, atol=1e-5, rtol=0)
 
 
-def test_samples_sharing_a_garment_keep_each_result(tiny_model_dir):
+def test_shared_garments_run_once_and_keep_each_result(tiny_model_dir):
     pipeline = TryOnPipeline(load_model(tiny_model_dir))
+    shapes: list[tuple[int, ...]] = []
+    hook = pipeline.model.garment_net.register_forward_pre_hook(
+        lambda _module, args: shapes.append(tuple(args[0].shape))
+    )
     shared = [sample(p, 0, seed=p, garment_key="g0:v1") for p in range(3)]
     together = pipeline(shared, OPTIONS)
+    hook.remove()
+    # one garment row per step, however the steps' rows are grouped into GarmentNet passes
+    assert shapes and sum(shape[0] for shape in shapes) == OPTIONS.steps
     for p in range(3):
         alone = pipeline([sample(p, 0, seed=p)], OPTIONS)[0]
         assert torch.allclose(together[p].image, alone.image, atol=1e-5, rtol=0)

@@ -8,6 +8,7 @@ import torch
 from tests.helpers import random_image
 from vton.engine.checkpoint import load_model
 from vton.engine.noise_schedulers import SCHEDULERS
+from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.errors import InvalidInput
@@ -124,22 +125,43 @@ def test_warm_up_runs_each_batch_size_and_decodes_once(pipeline, monkeypatch):
     assert decoded == [1]  # one image per VAE call at any size: one decode warms it
 
 
-def test_warm_up_runs_each_batch_size_with_guidance_on_and_off(pipeline):
-    """guidanceScale 1.0 (no guidance) halves TryonNet's rows: another step shape, so it is
-    captured (and compiled) at warm-up too, not on a user's request."""
-    runs: list[tuple[int, bool]] = []
+def warm_up_runs(pipeline: TryOnPipeline, batch_sizes: list[int]) -> list[tuple[int, bool, bool]]:
+    """(samples, guidance, one garment shared by all) of each warm-up try-on."""
+    runs: list[tuple[int, bool, bool]] = []
     assemble = pipeline.conditioning.assemble
 
     def spy(samples, options, guidance):
-        runs.append((len(samples), guidance))
+        shared = len({s.garment_key for s in samples}) < len(samples)
+        runs.append((len(samples), guidance, shared))
         return assemble(samples, options, guidance)
 
     pipeline.conditioning.assemble = spy
     try:
-        pipeline.warm_up([1, 3], OPTIONS)
+        pipeline.warm_up(batch_sizes, OPTIONS)
     finally:
         del pipeline.conditioning.assemble
-    assert runs == [(1, True), (1, False), (3, True), (3, False)]
+    return runs
+
+
+def test_warm_up_runs_guidance_on_and_off_and_a_shared_garment_where_the_step_differs(pipeline):
+    """guidanceScale 1.0 (no guidance) halves TryonNet's rows, and a garment shared by every
+    sample has its features given to the step: other step shapes, so they are captured (and
+    compiled) at warm-up too, not on a user's request; layouts that lead to a step already
+    warmed are not run again."""
+    # GarmentNet ahead at batch 1 and 3 (passes of 8 rows): a shared garment, the same step
+    assert warm_up_runs(pipeline, [1, 3]) == [
+        (1, True, False),
+        (1, False, False),
+        (3, True, False),
+        (3, False, False),
+    ]
+    every_step = TryOnPipeline(pipeline.model, EngineOptimizations(garment_net_ahead=False))
+    assert warm_up_runs(every_step, [2]) == [
+        (2, True, False),
+        (2, True, True),
+        (2, False, False),
+        (2, False, True),
+    ]
 
 
 def test_the_vae_decodes_one_image_per_call(pipeline, monkeypatch):

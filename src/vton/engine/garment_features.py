@@ -13,10 +13,13 @@ denoising trajectory. So its features can be computed wherever is cheapest, with
 - once (`garment_features_once`, opt-in, CHANGES the output): GarmentNet at the first timestep
   only, its features reused by every step.
 
+When every sample of a batch names one garment, GarmentNet runs on that garment alone and its
+features are given to every row, outside the step.
+
 `GarmentFeaturePlanner.plan` makes the decision for a batch and returns the feature source with
-the `StepKey` of the step it leads to. The denoising loop and the warm-up both go through it, so
-the warm-up captures exactly the step graphs that serving reaches (`step_key` of every batch size,
-guidance on and off, and each garment layout of `layouts`).
+the `StepKey` of the step it leads to. The denoising loop and the warm-up both go through its
+`step_key`, so the warm-up captures exactly the step graphs that serving reaches (every batch
+size, guidance on and off, each of `warm_up_layouts`).
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ class GarmentFeaturePlanner:
     """Chooses, per batch, how GarmentNet's features reach the steps; holds the feature cache.
 
     The mode is chosen once, from the optimisations: once, ahead in passes of about
-    `garment_ahead_rows` rows, or every step inside the step. The cache, when on, serves batches
-    whose garments are all keyed (`garment_key`); other batches (inline requests name no garment)
-    take the mode's path.
+    `garment_ahead_rows` rows, or every step inside the step. Per batch, two things about its
+    garments matter: whether every sample names the same garment (GarmentNet then runs on that
+    one garment and its features are given to every row), and, with the cache on, whether every
+    garment is keyed (`garment_key`; inline requests name none) so the cache serves the batch.
     """
 
     def __init__(self, model: TryOnModel, optimizations: EngineOptimizations) -> None:
@@ -58,16 +62,24 @@ class GarmentFeaturePlanner:
         cache_bytes = optimizations.garment_feature_cache_bytes
         self.cache = GarmentFeatureCache(cache_bytes) if cache_bytes > 0 else None
 
-    def layouts(self) -> tuple[bool, ...]:
-        """The garment layouts a batch can bring, as "cacheable" flags: with the cache on,
-        batches of keyed garments use it and the others do not."""
-        return (False, True) if self.cache is not None else (False,)
+    @staticmethod
+    def warm_up_layouts(samples: int) -> list[tuple[str | None, ...]]:
+        """The garment keys of batches of `samples` that between them reach every step such a
+        batch can lead to (`step_key` reads nothing else of the garments): one keyed garment
+        each, unkeyed garments, and one keyed garment shared by all."""
+        own = tuple(f"vton-warm-up-{i}" for i in range(samples))
+        layouts: list[tuple[str | None, ...]] = [own, (None,) * samples]
+        if samples > 1:
+            layouts.append((own[0],) * samples)
+        return layouts
 
     def step_key(
-        self, samples: int, guidance: bool, cacheable: bool, latent_size: tuple[int, int]
+        self, garment_keys: Sequence[str | None], guidance: bool, latent_size: tuple[int, int]
     ) -> StepKey:
-        """The step a batch of `samples` with these garments leads to."""
-        in_step = not self.once and self._steps_ahead(samples, cacheable) is None
+        """The step a batch with these garments leads to."""
+        samples = len(garment_keys)
+        outside = self.once or _shared(garment_keys) or self._cacheable(garment_keys)
+        in_step = not outside and self._steps_ahead(samples, give=False) is None
         return StepKey(samples, guidance, in_step, latent_size)
 
     def plan(
@@ -79,33 +91,71 @@ class GarmentFeaturePlanner:
     ) -> tuple[FeatureSource, StepKey]:
         """The batch's feature source and its step key. `timesteps` are the schedule's, on the
         model's device; `schedule` names them for the cache."""
-        samples = cond.cloth_latents.shape[0]
-        keys = self._cache_keys(cond, schedule)
-        latent_size = (cond.cloth_latents.shape[-2], cond.cloth_latents.shape[-1])
-        key = self.step_key(samples, guidance, keys is not None, latent_size)
-        if self.once:
-            return _once(self.model, cond, timesteps), key
-        steps = self._steps_ahead(samples, keys is not None)
-        if steps is None:
-            return (lambda _: None), key
-        passes = AheadPasses(self.model, cond, timesteps, steps)
-        if keys is None or self.cache is None:
-            return passes, key
-        return self.cache.cached(keys) or self.cache.recording(passes, keys, len(timesteps)), key
-
-    def _steps_ahead(self, samples: int, cacheable: bool) -> int | None:
-        """Timesteps per GarmentNet pass ahead of the steps, or None: GarmentNet inside the
-        step. A batch the cache records runs its passes outside the step even one timestep at a
-        time: the recording needs the features."""
-        steps = steps_per_pass(samples, self.ahead_rows) if self.ahead_rows else 1
-        return steps if steps > 1 or cacheable else None
-
-    def _cache_keys(self, cond: BatchConditioning, schedule: Hashable) -> list[Hashable] | None:
-        """The cache keys of the batch's garments, when the cache applies to all of them."""
         keys = cond.garment_keys
-        if self.cache is None or not keys or None in keys:
+        latent_size = (cond.cloth_latents.shape[-2], cond.cloth_latents.shape[-1])
+        step_key = self.step_key(keys, guidance, latent_size)
+        if not _shared(keys):
+            return self._source(cond, timesteps, schedule, give=False), step_key
+        one = replace(
+            cond,
+            cloth_latents=cond.cloth_latents[:1],
+            cloth_context=cond.cloth_context[:1],
+            garment_keys=keys[:1],
+        )
+        return _broadcast(self._source(one, timesteps, schedule, give=True), len(keys)), step_key
+
+    def _source(
+        self, cond: BatchConditioning, timesteps: torch.Tensor, schedule: Hashable, give: bool
+    ) -> FeatureSource:
+        """`cond`'s garments' features; `give`: outside the step even where the mode would run
+        GarmentNet inside it."""
+        if self.once:
+            return _once(self.model, cond, timesteps)
+        cache_keys = self._cache_keys(cond.garment_keys, schedule)
+        steps = self._steps_ahead(cond.cloth_latents.shape[0], give or cache_keys is not None)
+        if steps is None:
+            return lambda _: None
+        passes = AheadPasses(self.model, cond, timesteps, steps)
+        if cache_keys is None or self.cache is None:
+            return passes
+        return self.cache.cached(cache_keys) or self.cache.recording(
+            passes, cache_keys, len(timesteps)
+        )
+
+    def _steps_ahead(self, garments: int, give: bool) -> int | None:
+        """Timesteps per GarmentNet pass ahead of the steps, or None: GarmentNet inside the
+        step. `give`: the features must leave the step (to be recorded for the cache, or given
+        to several rows) even one timestep at a time."""
+        steps = steps_per_pass(garments, self.ahead_rows) if self.ahead_rows else 1
+        return steps if steps > 1 or give else None
+
+    def _cacheable(self, garment_keys: Sequence[str | None]) -> bool:
+        return self.cache is not None and bool(garment_keys) and None not in garment_keys
+
+    def _cache_keys(
+        self, garment_keys: Sequence[str | None], schedule: Hashable
+    ) -> list[Hashable] | None:
+        """The cache keys of the batch's garments, when the cache applies to all of them."""
+        if not self._cacheable(garment_keys):
             return None
-        return [(key, schedule) for key in keys]
+        return [(key, schedule) for key in garment_keys]
+
+
+def _shared(garment_keys: Sequence[str | None]) -> bool:
+    """Every sample of the batch (two or more) names one garment."""
+    return len(garment_keys) > 1 and garment_keys[0] is not None and len(set(garment_keys)) == 1
+
+
+def _broadcast(source: FeatureSource, samples: int) -> FeatureSource:
+    """One garment's features given to every row: GarmentNet ran once for the whole batch."""
+
+    def step(i: int) -> GarmentFeatures | None:
+        features = source(i)
+        if features is None:
+            raise ValueError("a shared garment's features must be computed outside the step")
+        return {name: f.expand(samples, *f.shape[1:]) for name, f in features.items()}
+
+    return step
 
 
 def _once(model: TryOnModel, cond: BatchConditioning, timesteps: torch.Tensor) -> FeatureSource:
@@ -223,28 +273,25 @@ class GarmentFeatureCache:
         self, source: Callable[[int], GarmentFeatures], keys: Sequence[Hashable], steps: int
     ) -> Callable[[int], GarmentFeatures]:
         """`source`, whose features are also copied aside step by step and stored under `keys`
-        once step `steps - 1` has been served (if the garments fit the budget together). A key
-        that names several rows (one garment, several people) is stored once, from its first."""
-        rows = {key: row for row, key in reversed(list(enumerate(keys)))}
-        timelines: dict[Hashable, GarmentTimeline] | None = None
+        once step `steps - 1` has been served (if the garments fit the budget together)."""
+        timelines: list[GarmentTimeline] | None = None
         fits = True
 
         def step(i: int) -> GarmentFeatures:
             nonlocal timelines, fits
             features = source(i)
             if timelines is None and fits:
-                per_garment = sum(f[0].numel() * f.element_size() for f in features.values())
-                needed = per_garment * steps * len(rows)
-                fits = needed <= self.lru.max_bytes
+                per_step = sum(f.numel() * f.element_size() for f in features.values())
+                fits = per_step * steps <= self.lru.max_bytes
                 if fits:  # the budget covers what is being recorded too
-                    self.lru.make_room(needed)
-                    timelines = {key: _empty_timeline(features, steps) for key in rows}
+                    self.lru.make_room(per_step * steps)
+                    timelines = [_empty_timeline(features, steps) for _ in keys]
             if timelines is not None:
-                for key, timeline in timelines.items():
-                    for name, batch_rows in features.items():
-                        timeline.features[name][i].copy_(batch_rows[rows[key]])
+                for g, timeline in enumerate(timelines):
+                    for name, rows in features.items():
+                        timeline.features[name][i].copy_(rows[g])
                 if i == steps - 1:
-                    for key, timeline in timelines.items():
+                    for key, timeline in zip(keys, timelines, strict=True):
                         self.lru.put(key, timeline)
                     timelines, fits = None, False  # stored once
             return features

@@ -238,16 +238,18 @@ class TryOnPipeline:
 
     def warm_up(self, batch_sizes: Iterable[int], options: DiffusionOptions) -> dict[int, float]:
         """One single-step try-on per step a request can reach: each batch size, guidance on and
-        off, each garment layout (`GarmentFeaturePlanner.layouts`), one try-on per distinct
-        `StepKey`. On CUDA that captures (and compiles) every step graph now rather than on a
-        user's request; then the step graphs are frozen: a key missed here runs eagerly and is
-        counted, never captured inside a request. Returns milliseconds per batch size.
+        off, each garment layout (`GarmentFeaturePlanner.warm_up_layouts`), one try-on per
+        distinct `StepKey`. On CUDA that captures (and compiles) every step graph now rather than
+        on a user's request; then the step graphs are frozen: a key missed here runs eagerly and
+        is counted, never captured inside a request. Returns milliseconds per batch size.
 
         The person is keyed, so with the conditioning cache on it is encoded once. Only the first
         try-on is decoded: the VAE decodes one image per call at any batch size, so one decode
         warms it (the rest would add ~65 ms per image on an H100)."""
         one_step = replace(options, steps=1)
         latent_size = self.latent_shape(options)[1:]
+        size = (options.width, options.height)
+        gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
         planner = self.garment_features
         warmed: set[StepKey] = set()
         took: dict[int, float] = {}
@@ -255,12 +257,23 @@ class TryOnPipeline:
         for batch in batch_sizes:
             start = time.perf_counter()
             for guidance in (True, False):
-                for cacheable in planner.layouts():
-                    key = planner.step_key(batch, guidance, cacheable, latent_size)
+                for garment_keys in planner.warm_up_layouts(batch):
+                    key = planner.step_key(garment_keys, guidance, latent_size)
                     if key in warmed:
                         continue
                     warmed.add(key)
-                    samples = self._warm_up_samples(batch, options, cacheable)
+                    samples = [
+                        TryOnSample(
+                            gray,
+                            white,
+                            gray,
+                            gray,
+                            description="a shirt",
+                            person_key="vton-warm-up",
+                            garment_key=garment_key,
+                        )
+                        for garment_key in garment_keys
+                    ]
                     run = replace(one_step, guidance_scale=2.0 if guidance else 1.0)
                     if decoded:
                         self.final_latents(samples, run)
@@ -273,28 +286,6 @@ class TryOnPipeline:
         if self.graphs is not None:
             self.graphs.freeze()
         return took
-
-    def _warm_up_samples(
-        self, batch: int, options: DiffusionOptions, cacheable: bool
-    ) -> list[TryOnSample]:
-        """Gray placeholders. Keyed garments reach the garment feature cache and unkeyed ones
-        (inline requests) do not; with the cache off both take one path, and keyed garments
-        are encoded only once."""
-        keyed = cacheable or self.garment_features.cache is None
-        size = (options.width, options.height)
-        gray, white = Image.new("RGB", size, (128, 128, 128)), Image.new("L", size, 255)
-        return [
-            TryOnSample(
-                gray,
-                white,
-                gray,
-                gray,
-                description="a shirt",
-                person_key="vton-warm-up",
-                garment_key=f"vton-warm-up-{i}" if keyed else None,
-            )
-            for i in range(batch)
-        ]
 
     @contextmanager
     def _timed(self, timings: dict[str, float], phase: str) -> Iterator[None]:
