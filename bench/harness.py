@@ -43,10 +43,10 @@ from vton.engine.checkpoint import (
     install_tryon_processors,
     load_model,
 )
+from vton.engine.devices import quiet_model_libraries
 from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.engine.optimize import EngineOptimizations
 from vton.engine.pipeline import TryOnPipeline
-from vton.engine.runtime import quiet_model_libraries
 from vton.engine.tiny import SCHEDULER_CONFIG, clip_text_config, make_tiny_model, write_tokenizer
 from vton.engine.types import DiffusionOptions, TryOnSample
 from vton.store.png import encode_png
