@@ -20,6 +20,7 @@ process with the same compile cache: the service's warm restart.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -194,6 +195,7 @@ def measure_tryon(bench: Bench, row: Variant, pipeline: TryOnPipeline) -> dict:
         "tryon_ms_per_phase": phases,
         "peak_gib_b1": peak,
         "image_vs_first_row": f"{max_abs} / {db:.1f} dB",
+        "image_sha256": hashlib.sha256(png).hexdigest(),  # compares the output across runs
     }
 
 
