@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 from safetensors import SafetensorError
@@ -60,7 +61,7 @@ def tryon(
     from vton.engine.noise_schedulers import SCHEDULERS
     from vton.engine.optimize import EngineOptimizations
     from vton.engine.pipeline import TryOnPipeline
-    from vton.engine.types import DiffusionOptions, TryOnSample
+    from vton.engine.types import DiffusionOptions, SchedulerName, TryOnSample
     from vton.errors import InvalidInput
 
     quiet_model_libraries()
@@ -80,7 +81,11 @@ def tryon(
             latents=_read_latents(latents) if latents is not None else None,
         )
         options = DiffusionOptions(
-            steps=steps, scheduler=scheduler, guidance_scale=guidance, height=height, width=width
+            steps=steps,
+            scheduler=cast(SchedulerName, scheduler),  # checked against SCHEDULERS above
+            guidance_scale=guidance,
+            height=height,
+            width=width,
         )
         # One try-on per process: compiling would cost minutes to save milliseconds.
         pipeline = TryOnPipeline(

@@ -249,7 +249,7 @@ class TryonCrossAttentionProcessor(nn.Module):
         self.to_v_ip = nn.ModuleList([nn.Linear(cross_attention_dim, hidden_size, bias=False)])
         self.projected = ProjectedContext()
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         attn: Attention,
         hidden_states: torch.Tensor,

@@ -203,14 +203,15 @@ def assemble_model(**components: Any) -> TryOnModel:
     """
     model = TryOnModel(**components)
     vae_dtype = torch.float32 if model.vae.config.get("force_upcast", False) else model.dtype
-    for module in (
+    modules: tuple[torch.nn.Module, ...] = (
         model.tryon_net,
         model.garment_net,
         model.resampler,
         model.image_encoder,
         model.text_encoder,
         model.text_encoder_2,
-    ):
+    )
+    for module in modules:
         module.to(device=model.device, dtype=model.dtype).eval().requires_grad_(False)
     model.vae.to(device=model.device, dtype=vae_dtype).eval().requires_grad_(False)
     return model

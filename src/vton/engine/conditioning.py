@@ -46,6 +46,14 @@ def tensor_bytes(obj: object) -> int:
     return total
 
 
+def clip_image_size(model: TryOnModel) -> int:
+    """The side of the square pixels CLIP's image encoder takes."""
+    size = model.image_encoder.config.image_size
+    if not isinstance(size, int):
+        raise TypeError(f"the image encoder's image_size must be an int, got {size!r}")
+    return size
+
+
 @dataclass
 class PersonConditioning:
     mask: torch.Tensor  # (1, h, w) binary, latent size
@@ -72,7 +80,9 @@ class BatchConditioning:
     pose_latents: torch.Tensor
     cloth_latents: torch.Tensor  # one row per sample (GarmentNet's input)
     cloth_context: torch.Tensor  # prompt_embeds_c of the samples' garments
-    garment_keys: tuple[str | None, ...] = ()  # each sample's garment_key (None: it named none)
+    garment_keys: tuple[
+        Hashable | None, ...
+    ] = ()  # each sample's garment_key (None: it named none)
 
 
 class ConditioningEncoder:
@@ -109,7 +119,7 @@ class ConditioningEncoder:
     def uncond_image_tokens(self) -> torch.Tensor:
         """The IP tokens of an all-zeros pixel tensor: a constant, computed once per model."""
         if self._uncond_image_tokens is None:
-            size = self.model.image_encoder.config.image_size
+            size = clip_image_size(self.model)
             self._uncond_image_tokens = self.image_tokens(torch.zeros(1, 3, size, size))[0]
         return self._uncond_image_tokens
 
@@ -119,7 +129,7 @@ class ConditioningEncoder:
         self,
         kind: str,
         samples: Sequence[TryOnSample],
-        key_of: Callable[[TryOnSample], str | None],
+        key_of: Callable[[TryOnSample], Hashable | None],
         size: tuple[int, int],
         compute: Callable[[list[TryOnSample]], list[T]],
     ) -> list[T]:
@@ -158,7 +168,7 @@ class ConditioningEncoder:
         self, samples: Sequence[TryOnSample], options: DiffusionOptions
     ) -> list[GarmentConditioning]:
         width, height = options.width, options.height
-        clip_size = self.model.image_encoder.config.image_size
+        clip_size = clip_image_size(self.model)
 
         @torch.no_grad()
         def compute(batch: list[TryOnSample]) -> list[GarmentConditioning]:

@@ -63,18 +63,18 @@ class GarmentFeaturePlanner:
         self.cache = GarmentFeatureCache(cache_bytes) if cache_bytes > 0 else None
 
     @staticmethod
-    def warm_up_layouts(samples: int) -> list[tuple[str | None, ...]]:
+    def warm_up_layouts(samples: int) -> list[tuple[Hashable | None, ...]]:
         """The garment keys of batches of `samples` that between them reach every step such a
         batch can lead to (`step_key` reads nothing else of the garments): one keyed garment
         each, unkeyed garments, and one keyed garment shared by all."""
         own = tuple(f"vton-warm-up-{i}" for i in range(samples))
-        layouts: list[tuple[str | None, ...]] = [own, (None,) * samples]
+        layouts: list[tuple[Hashable | None, ...]] = [own, (None,) * samples]
         if samples > 1:
             layouts.append((own[0],) * samples)
         return layouts
 
     def step_key(
-        self, garment_keys: Sequence[str | None], guidance: bool, latent_size: tuple[int, int]
+        self, garment_keys: Sequence[Hashable | None], guidance: bool, latent_size: tuple[int, int]
     ) -> StepKey:
         """The step a batch with these garments leads to."""
         samples = len(garment_keys)
@@ -129,11 +129,11 @@ class GarmentFeaturePlanner:
         steps = steps_per_pass(garments, self.ahead_rows) if self.ahead_rows else 1
         return steps if steps > 1 or give else None
 
-    def _cacheable(self, garment_keys: Sequence[str | None]) -> bool:
+    def _cacheable(self, garment_keys: Sequence[Hashable | None]) -> bool:
         return self.cache is not None and bool(garment_keys) and None not in garment_keys
 
     def _cache_keys(
-        self, garment_keys: Sequence[str | None], schedule: Hashable
+        self, garment_keys: Sequence[Hashable | None], schedule: Hashable
     ) -> list[Hashable] | None:
         """The cache keys of the batch's garments, when the cache applies to all of them."""
         if not self._cacheable(garment_keys):
@@ -141,7 +141,7 @@ class GarmentFeaturePlanner:
         return [(key, schedule) for key in garment_keys]
 
 
-def _shared(garment_keys: Sequence[str | None]) -> bool:
+def _shared(garment_keys: Sequence[Hashable | None]) -> bool:
     """Every sample of the batch (two or more) names one garment."""
     return len(garment_keys) > 1 and garment_keys[0] is not None and len(set(garment_keys)) == 1
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -174,12 +174,10 @@ class CudaGraphCapture:
             if garment_features is None
             else {name: t.clone() for name, t in garment_features.items()}
         )
-        static_cond = BatchConditioning(
-            **{
-                name: (value.clone() if isinstance(value, torch.Tensor) else value)
-                for name, value in vars(cond).items()
-            }
-        )
+        static_cond = replace(cond)
+        for name, value in vars(cond).items():
+            if isinstance(value, torch.Tensor):
+                setattr(static_cond, name, value.clone())
         device = self.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))

@@ -23,6 +23,7 @@ from transformers import (
     CLIPTextModelWithProjection,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
+    PreTrainedModel,
 )
 
 from vton.engine.attention import GarmentFeatureBank
@@ -226,7 +227,7 @@ def clip_text_config(
 
 
 def _save_transformers(
-    folder: Path, model: torch.nn.Module, prefix: str, architecture: str
+    folder: Path, model: PreTrainedModel, prefix: str, architecture: str
 ) -> None:
     """Saves in transformers 4's naming (`text_model.*`), which the real checkpoint uses."""
     state = {k if k.startswith(prefix) else prefix + k: v for k, v in model.state_dict().items()}

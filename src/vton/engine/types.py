@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -86,8 +87,8 @@ class TryOnSample:
     text: TextEmbeddings | None = None
     seed: int = 42
     latents: torch.Tensor | None = None
-    person_key: str | None = None
-    garment_key: str | None = None
+    person_key: Hashable | None = None
+    garment_key: Hashable | None = None
 
 
 @dataclass(frozen=True)
