@@ -39,6 +39,8 @@ def bad_tokens() -> dict[str, str]:
         "wrong-secret": "Bearer " + jwt.encode({"sub": "u", "exp": 2**40}, "y" * 48, "HS256"),
         "expired": "Bearer " + jwt.encode({"sub": "u", "exp": 1000}, SECRET, "HS256"),
         "no-exp": "Bearer " + jwt.encode({"sub": "u"}, SECRET, "HS256"),
+        "string-exp": "Bearer " + jwt.encode({"sub": "u", "exp": str(2**40)}, SECRET, "HS256"),
+        "bool-exp": "Bearer " + jwt.encode({"sub": "u", "exp": True}, SECRET, "HS256"),
         "bad-sub": "Bearer " + jwt.encode({"sub": "../x", "exp": 2**40}, SECRET, "HS256"),
         "none-alg": "Bearer " + jwt.encode({"sub": "u", "exp": 2**40}, None, "none"),
     }
@@ -114,3 +116,10 @@ def test_dev_mode_signs_with_a_random_secret() -> None:
     assert first.user_id(token) == "dev-user"
     with pytest.raises(Unauthorized):
         second.user_id(token)
+
+
+def test_an_exp_that_is_not_a_number_is_refused() -> None:
+    codec = TokenCodec(SECRET)
+    token = jwt.encode({"sub": "u", "exp": str(2**40)}, SECRET, "HS256")
+    with pytest.raises(Unauthorized, match="exp"):
+        codec.user_id(token)

@@ -57,6 +57,10 @@ def assert_clear_4xx(response: httpx.Response, status: int, *words: str) -> None
         ({"clothingId": "shirt", "scheduler": "magic"}, ["scheduler"]),
         ({"clothingId": "../../etc/passwd"}, ["clothing_id"]),
         ({"clothingId": "shirt", "extra": 1}, ["extra"]),
+        ({"clothingId": "shirt", "denoiseSteps": True}, ["denoiseSteps", "integer"]),
+        ({"clothingId": "shirt", "seed": "42"}, ["seed", "integer"]),
+        ({"clothingId": "shirt", "guidanceScale": "2.5"}, ["guidanceScale", "number"]),
+        ({"clothingId": "shirt", "pasteBack": "yes"}, ["pasteBack", "boolean"]),
         ({}, ["clothingId", "Field required"]),
     ],
 )

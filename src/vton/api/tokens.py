@@ -53,6 +53,9 @@ class TokenCodec:
             raise Unauthorized("the token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
+        exp = claims["exp"]  # PyJWT takes "123" for 123: only a JSON number is one
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise Unauthorized("invalid token: exp must be a number")
         try:
             return check_id("sub", claims["sub"])
         except InvalidInput as exc:

@@ -37,12 +37,15 @@ class ApiModel(BaseModel):
 class TryOnOptionsIn(ApiModel):
     """How to run the try-on and how to return the image."""
 
-    denoise_steps: int = Field(20, ge=1, le=100, description="Denoising steps.")
-    seed: int = Field(42, ge=0, le=2**32 - 1)
-    guidance_scale: float = Field(2.0, ge=1.0, le=20.0)
+    # strict: a JSON `true` is not 1 step, `"yes"` is not a bool, `"42"` is not a seed
+    denoise_steps: int = Field(20, ge=1, le=100, strict=True, description="Denoising steps.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, strict=True)
+    guidance_scale: float = Field(2.0, ge=1.0, le=20.0, strict=True)
     scheduler: SchedulerName = "ddpm"
     paste_back: bool = Field(
-        True, description="Keep the person photo's own pixels outside the (feathered) mask."
+        True,
+        strict=True,
+        description="Keep the person photo's own pixels outside the (feathered) mask.",
     )
     fit: Literal["original", "768x1024"] = Field(
         "768x1024",
