@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         use_attribute_docstrings=True,
+        hide_input_in_errors=True,  # an error must not print a value: it may be a secret
     )
 
     store: str = Field("file://./var/store", pattern=r"^(file|s3)://.+")

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 
 from tests.api.live import READY_TIMEOUT_S
+from vton.cli import app as cli
 
 
 def free_port() -> int:
@@ -79,3 +82,14 @@ def test_a_model_that_cannot_load_stops_the_server(tmp_path: Path) -> None:
     process = serve(tmp_path / "missing-model", tmp_path, free_port(), log)
     assert process.wait(READY_TIMEOUT_S) == 2, log.read_text()
     assert "error: the service failed to start: CheckpointError" in log.read_text()
+
+
+def test_a_too_short_secret_stops_the_start_without_printing_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("VTON_JWT_SECRET", "short-but-secret-value")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2
+    assert "jwt_secret" in result.output and "at least 32" in result.output
+    assert "short-but-secret-value" not in result.output
