@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 2**20, ge=1024, le=2**30)
     """Largest request body accepted (413 above it)."""
 
+    body_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """Seconds a client has to send the whole request body, from the request's start (408 past
+    it, and the connection is closed): a body that never finishes holds nothing longer."""
+
     result_cache_bytes: int = Field(256 * 2**20, ge=1, le=64 * _GiB)
     """Memory in front of the stored results (identical requests) in bytes."""
 

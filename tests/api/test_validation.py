@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import socket
 import struct
+import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +18,7 @@ from tests.api.live import (
     LiveServer,
     b64_png,
     garment_image,
+    make_settings,
     person_images,
     png_bytes,
 )
@@ -122,6 +127,45 @@ def test_a_50_mb_upload_is_refused(server: LiveServer) -> None:
             "/api/fitting/single-item-tryon", files=files, data={"description": "a top"}
         )
     assert_clear_4xx(response, 413, "over")
+
+
+def test_an_oversize_chunked_json_body_answers_413(server: LiveServer) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+        yield b'{"clothingId": "shirt", "image": "'
+        for _ in range(5):  # 5 MiB, over the server's 4 MiB
+            yield b"A" * 2**20
+        yield b'"}'
+
+    with server.client("chunked-uploader") as client:
+        response = client.post(
+            "/api/clothing", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert_clear_4xx(response, 413, "over")
+
+
+def test_a_body_that_never_finishes_answers_408_and_closes(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    live = LiveServer(make_settings(tiny_model_dir, tmp_path, body_timeout_s=1.0))
+    live.start(ready=False)  # the body is read before any route runs
+    try:
+        host, port = live.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"PUT /api/person HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"image": "'
+            )
+            started = time.monotonic()
+            answer = sock.recv(65536)
+            answered = time.monotonic() - started
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+            closed = time.monotonic() - started
+    finally:
+        live.stop()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"did not arrive within 1 s" in answer
+    assert 0.9 < answered < 3.0 and closed < 3.0  # uvicorn alone holds it 5 s past the answer
 
 
 def test_inline_rejects_a_file_that_is_not_an_image(server: LiveServer) -> None:

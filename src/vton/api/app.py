@@ -49,6 +49,7 @@ def create_app(
     app.add_middleware(
         RequestObserver,
         max_body_bytes=runtime.settings.max_upload_bytes,
+        body_timeout_s=runtime.settings.body_timeout_s,
         metrics=install_metrics(runtime),
     )
     for module in (health, fitting, jobs, person, clothing, cache):

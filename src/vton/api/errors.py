@@ -2,7 +2,8 @@
 
     VtonError (vton.errors)
     ├── InvalidInput .................. 422   (request validation errors too)
-    │   └── PayloadTooLarge ........... 413   (body over VTON_MAX_UPLOAD_BYTES)
+    │   ├── PayloadTooLarge ........... 413   (body over VTON_MAX_UPLOAD_BYTES, chunked or not)
+    │   └── BodyTimeout ............... 408   (body not received within VTON_BODY_TIMEOUT_S)
     ├── Unauthorized .................. 401   (+ WWW-Authenticate: Bearer)
     ├── NotRegistered ................. 404   (also another user's ids and jobs)
     ├── NotReady ...................... 503   (+ Retry-After: the model is still loading)
@@ -45,6 +46,10 @@ class PayloadTooLarge(InvalidInput):
     """The request body is larger than the server accepts."""
 
 
+class BodyTimeout(InvalidInput):
+    """The client did not send the whole request body in time."""
+
+
 class Unauthorized(VtonError):
     """No bearer token, or one that is malformed, wrongly signed or expired."""
 
@@ -55,6 +60,7 @@ class NotReady(VtonError):
 
 _STATUS: tuple[tuple[type[VtonError], int], ...] = (  # first match wins: subclasses first
     (PayloadTooLarge, 413),
+    (BodyTimeout, 408),
     (InvalidInput, 422),
     (Unauthorized, 401),
     (NotRegistered, 404),

@@ -1,4 +1,5 @@
-"""One ASGI middleware around every request: the body size limit, the HTTP metrics, and one
+"""One ASGI middleware around every request: the body read whole before the app runs (413 over
+the size limit, chunked or not; 408 when it does not arrive in time), the HTTP metrics, and one
 structured log line per request, carrying the fields the route added with `annotate`:
 
     request method=POST route=/api/fitting/single-item-tryon-v2 status=200 user=u1 clothing=c1
@@ -7,15 +8,17 @@ structured log line per request, carrying the fields the route added with `annot
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vton.api.errors import PayloadTooLarge, error_response
+from vton.api.errors import BodyTimeout, PayloadTooLarge, error_response
 
 log = logging.getLogger("vton.api.requests")
 
@@ -50,9 +53,12 @@ class HttpMetrics:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: HttpMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float, metrics: HttpMetrics
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,7 +68,6 @@ class RequestObserver:
         started = time.perf_counter()
         scope.setdefault("state", {})[_FIELDS] = {}
         status = 500
-        limit = self.max_body_bytes
 
         async def observed_send(message: Message) -> None:
             nonlocal status
@@ -70,24 +75,44 @@ class RequestObserver:
                 status = message["status"]
             await send(message)
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(f"the request body is over {limit} bytes")
-            return message
-
         try:
-            if self._declared_length(scope) > limit:
-                too_large = PayloadTooLarge(f"the request body is over {limit} bytes")
-                await error_response(too_large)(scope, receive, observed_send)
-            else:
-                await self.app(scope, limited_receive, observed_send)
+            try:
+                if self._declared_length(scope) > self.max_body_bytes:
+                    raise self._too_large()
+                body = await self._read_body(receive)
+            except (PayloadTooLarge, BodyTimeout) as refused:
+                response = error_response(refused)
+                response.headers["Connection"] = "close"  # the rest of the body is never read
+                await response(scope, receive, observed_send)
+                return
+            await self.app(scope, _replay(body, receive), observed_send)
         finally:
             self._record(scope, status, time.perf_counter() - started)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"the request body is over {self.max_body_bytes} bytes")
+
+    async def _read_body(self, receive: Receive) -> list[Message]:
+        """The request's messages up to its body's end (or a disconnect), each counted against
+        the size limit, all within the body timeout."""
+        messages: list[Message] = []
+        received = 0
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    if message["type"] != "http.request":
+                        return messages
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise self._too_large()
+                    if not message.get("more_body", False):
+                        return messages
+        except TimeoutError:
+            raise BodyTimeout(
+                f"the request body did not arrive within {self.body_timeout_s:g} s"
+            ) from None
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:
@@ -114,6 +139,16 @@ class RequestObserver:
             " " if extra else "",
             seconds * 1000.0,
         )
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` that first hands out the messages already read."""
+    pending = deque(messages)
+
+    async def replayed() -> Message:
+        return pending.popleft() if pending else await receive()
+
+    return replayed
 
 
 def _format(value: Any) -> str:

@@ -81,6 +81,6 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 404, 409, 413, 422, 429, 500, 503, 504)
+    status: {"model": ErrorBody} for status in (401, 404, 408, 409, 413, 422, 429, 500, 503, 504)
 }
 """The error statuses every /api route may answer (see vton.api.errors)."""
