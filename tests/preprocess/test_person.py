@@ -73,10 +73,33 @@ def test_masks_of_the_working_size_are_used_as_they_are(artifact_store: Store) -
     assert stored_mask[:10, :10].min() == 255 and stored_mask.sum() == 255 * 100
 
 
+def test_palette_and_alpha_masks_and_an_rgba_pose_are_converted(artifact_store: Store) -> None:
+    photo, masks, pose = person_inputs(4)
+    register_person(artifact_store, "u1", photo, masks, pose)
+    expected = {
+        name: stored(artifact_store, ROOT + f"upper/{name}.png", mode)[0]
+        for name, mode in (("mask", "L"), ("pose", "RGB"))
+    }
+    gray = masks["upper_body"]
+    transparent = Image.new("LA", gray.size, (255, 0))  # white, but transparent: not masked
+    transparent.paste(gray.convert("LA"), mask=gray)
+    rgba_pose = pose.convert("RGBA")
+    rgba_pose.putalpha(255)
+    for mask in (gray.convert("P"), transparent, gray.convert("1")):
+        register_person(artifact_store, "u1", photo, {"upper_body": mask}, rgba_pose)
+        assert (stored(artifact_store, ROOT + "upper/mask.png", "L")[0] == expected["mask"]).all()
+        assert (stored(artifact_store, ROOT + "upper/pose.png", "RGB")[0] == expected["pose"]).all()
+    see_through = pose.convert("RGBA")
+    see_through.putalpha(0)  # all transparent: background, black
+    register_person(artifact_store, "u1", photo, masks, see_through)
+    assert stored(artifact_store, ROOT + "upper/pose.png", "RGB")[0].max() == 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"masks": {"upper_body": Image.new("RGB", (300, 450))}}, "masks.upper_body: mode"),
+        ({"masks": {"upper_body": Image.new("RGBA", (300, 450))}}, "masks.upper_body: mode"),
         ({"masks": {"upper_body": Image.new("L", (301, 450))}}, "masks.upper_body: size"),
         ({"masks": {"hats": Image.new("L", (300, 450))}}, "category"),
         ({"masks": {}}, "masks: required, person preprocessing is off"),

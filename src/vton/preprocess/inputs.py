@@ -13,6 +13,20 @@ from vton.preprocess.fit import HEIGHT, WIDTH
 MAX_PIXELS = 50_000_000  # far above any phone photo; refuses decompression bombs early
 MASK_MODES = ("1", "L")
 POSE_MODES = ("RGB",)
+MASK_FLATTENED = ("LA", "P", "PA")
+POSE_FLATTENED = ("RGBA", "P", "PA")
+"""Modes converted before the mode check: a palette through its colours, an alpha band
+composited on black (a mask's transparent pixels are kept, a DensePose image's are background).
+An RGB(A) mask stays refused: which band is the mask would be a guess."""
+
+
+def flatten_on_black(image: Image.Image, flattened: tuple[str, ...], mode: str) -> Image.Image:
+    """`image` in `mode` if its mode is one of `flattened`, else `image` itself."""
+    if image.mode not in flattened:
+        return image
+    rgba = image.convert("RGBA")
+    black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+    return Image.alpha_composite(black, rgba).convert(mode)
 
 
 def read_image(data: bytes, what: str) -> Image.Image:

@@ -16,7 +16,14 @@ from PIL import Image
 
 from vton.errors import InvalidInput
 from vton.preprocess.fit import Fit, FitMode, apply_fit, fit_photo, to_rgb
-from vton.preprocess.inputs import MASK_MODES, POSE_MODES, check_companion
+from vton.preprocess.inputs import (
+    MASK_FLATTENED,
+    MASK_MODES,
+    POSE_FLATTENED,
+    POSE_MODES,
+    check_companion,
+    flatten_on_black,
+)
 from vton.preprocess.manifest import Detection, PersonManifest, new_version
 from vton.store import keys
 from vton.store.base import Store, put_all
@@ -38,13 +45,16 @@ def binarize(mask: Image.Image) -> Image.Image:
 
 
 def fit_mask(mask: Image.Image, what: str, fit: Fit) -> Image.Image:
-    """A binary (0/255, mode L) mask in the working frame; outside the photo nothing is masked."""
+    """A binary (0/255, mode L) mask in the working frame; outside the photo nothing is masked.
+    A palette or an alpha band is flattened first (MASK_FLATTENED)."""
+    mask = flatten_on_black(mask, MASK_FLATTENED, "L")
     if check_companion(mask, what, MASK_MODES, fit.original_size):
         mask = apply_fit(mask.convert("L"), fit, 0, Image.Resampling.NEAREST)
     return binarize(mask)
 
 
 def fit_pose(pose: Image.Image, fit: Fit) -> Image.Image:
+    pose = flatten_on_black(pose, POSE_FLATTENED, "RGB")
     if check_companion(pose, "pose", POSE_MODES, fit.original_size):
         pose = apply_fit(pose, fit, 0)
     return pose
