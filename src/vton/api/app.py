@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -55,9 +56,24 @@ def create_app(
     for module in (health, fitting, jobs, person, clothing, cache):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.openapi = _with_batch_limit(app, runtime.settings.max_batch_items)  # type: ignore[method-assign]
 
     @app.get("/", include_in_schema=False)
     def test_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def _with_batch_limit(app: FastAPI, max_items: int) -> Callable[[], dict[str, Any]]:
+    """app.openapi, with the batch size this server enforces (a setting) as maxItems."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate()["components"]["schemas"]
+            for name in ("BatchTryOnRequest", "BatchJobRequest"):
+                schemas[name]["properties"]["clothingIds"]["maxItems"] = max_items
+        return app.openapi_schema  # type: ignore[return-value]
+
+    return openapi

@@ -12,7 +12,9 @@ from vton.errors import InvalidInput
 MAX_ID_LENGTH = 64
 # A UUID (any case, with or without dashes) or a short slug: ASCII letters, digits, `_`, `-`,
 # starting with a letter or digit. No `/`, no `.`, so an id can never climb out of its folder.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+"""What check_id accepts (up to MAX_ID_LENGTH characters), as the OpenAPI schema states it."""
+_ID = re.compile(ID_PATTERN)
 _RESULT_HASH = re.compile(r"[0-9a-f]{16,128}")
 
 

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vton.api import presenters
 from vton.api.deps import CurrentUser, ServiceDep
-from vton.api.schemas.common import ERROR_RESPONSES
+from vton.api.schemas.common import ERROR_RESPONSES, ClothingIdPath
 from vton.api.schemas.registration import ClothingInfo, ClothingList, ClothingRegistration
 from vton.api.uploads import decode_base64
 
@@ -42,7 +42,9 @@ async def list_clothing(user: CurrentUser, service: ServiceDep) -> ClothingList:
 
 
 @router.get("/{clothing_id}", response_model=ClothingInfo)
-async def get_clothing(clothing_id: str, user: CurrentUser, service: ServiceDep) -> ClothingInfo:
+async def get_clothing(
+    clothing_id: ClothingIdPath, user: CurrentUser, service: ServiceDep
+) -> ClothingInfo:
     manifest = await run_in_threadpool(service.catalog.garment, user, clothing_id)
     return presenters.clothing_info(manifest)
 
@@ -52,13 +54,17 @@ async def get_clothing(clothing_id: str, user: CurrentUser, service: ServiceDep)
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def get_clothing_image(clothing_id: str, user: CurrentUser, service: ServiceDep) -> Response:
+async def get_clothing_image(
+    clothing_id: ClothingIdPath, user: CurrentUser, service: ServiceDep
+) -> Response:
     """The stored garment image (fitted to the working 3:4 frame), PNG."""
     png = await run_in_threadpool(service.catalog.garment_image, user, clothing_id)
     return Response(png, media_type="image/png")
 
 
 @router.delete("/{clothing_id}", status_code=204, response_class=Response)
-async def delete_clothing(clothing_id: str, user: CurrentUser, service: ServiceDep) -> Response:
+async def delete_clothing(
+    clothing_id: ClothingIdPath, user: CurrentUser, service: ServiceDep
+) -> Response:
     await run_in_threadpool(service.catalog.delete_garment, user, clothing_id)
     return Response(status_code=204)

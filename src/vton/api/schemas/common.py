@@ -4,19 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vton.engine.types import SchedulerName
 from vton.service.tryon import TryOnOptions
+from vton.store.ids import ID_PATTERN, MAX_ID_LENGTH
+
+_B64 = "[A-Za-z0-9+/_-]"
+BASE64_PATTERN = f"^(data:[^,]*,)?({_B64}{{4}})*({_B64}{{4}}|{_B64}{{2}}==|{_B64}{{3}}=)$"
+"""What decode_base64 accepts: non-empty padded standard or URL-safe base64, optionally in a
+data: URL."""
 
 ClothingId = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=64,
+        max_length=MAX_ID_LENGTH,
         description="A UUID or a slug: ASCII letters, digits, '_' and '-'.",
         examples=["shirt-01"],
+        json_schema_extra={"pattern": ID_PATTERN},  # checked by check_id (its own messages)
+    ),
+]
+ClothingIdPath = Annotated[
+    str,
+    Path(
+        description="A UUID or a slug.",
+        examples=["shirt-01"],
+        json_schema_extra={"pattern": ID_PATTERN, "minLength": 1, "maxLength": MAX_ID_LENGTH},
     ),
 ]
 Base64Image = Annotated[
@@ -24,6 +40,7 @@ Base64Image = Annotated[
     Field(
         min_length=1,
         description="A PNG, JPEG or WebP image, base64-encoded (a data: URL is accepted).",
+        json_schema_extra={"pattern": BASE64_PATTERN},
     ),
 ]
 

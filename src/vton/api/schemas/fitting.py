@@ -31,7 +31,10 @@ class TryOnResponse(ApiModel):
 
 class BatchTryOnRequest(TryOnOptionsIn):
     clothing_ids: list[ClothingId] = Field(
-        min_length=1, description="Up to VTON_MAX_BATCH_ITEMS garments, tried on one person."
+        min_length=1,
+        description="Up to VTON_MAX_BATCH_ITEMS garments (the schema's maxItems), each once, "
+        "tried on one person.",
+        json_schema_extra={"uniqueItems": True},  # the server refuses a repeat itself
     )
     category: Category | None = None
 
