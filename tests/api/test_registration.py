@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from vton.preprocess.body.standins import demo_person
 from vton.preprocess.fit import fit_photo
 from vton.preprocess.person import binarize
 from vton.service.catalog import results_folder
+from vton.service.results import ResultKey
 
 
 def test_person_put_get_delete(server: LiveServer) -> None:
@@ -48,6 +50,30 @@ def test_person_put_get_delete(server: LiveServer) -> None:
         assert client.get("/api/person").status_code == 404
         assert not list(results.list(results_folder(user_id)))  # no images of them are kept
         assert client.delete("/api/person").status_code == 404
+
+
+def test_a_deleted_persons_results_leave_its_jobs_and_the_result_cache(server: LiveServer) -> None:
+    user_id = new_user()
+    results = server.runtime.require().tryons.results.memory
+
+    def cached_results() -> list[ResultKey]:
+        return [key for key in results.lru_order() if key.person.user_id == user_id]
+
+    with server.client(user_id) as client:
+        register_person(client)
+        register_garment(client, "shirt")
+        tryon = {"clothingId": "shirt", "denoiseSteps": 1}
+        assert client.post("/api/fitting/single-item-tryon-v2", json=tryon).status_code == 200
+        job = client.post("/api/jobs", json={"type": "single", **tryon, "seed": 1}).json()["jobId"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/jobs/{job}").json()["state"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert len(cached_results()) == 2
+        assert client.delete("/api/person").status_code == 204
+        assert client.get(f"/api/jobs/{job}").status_code == 404
+        assert client.delete(f"/api/jobs/{job}").status_code == 404
+        assert cached_results() == []  # no image of them stays in memory either
 
 
 def test_clothing_register_list_get_image_delete(server: LiveServer) -> None:

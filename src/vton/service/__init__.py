@@ -102,6 +102,14 @@ class Service:
         """A person registers from a photo alone."""
         return bool(self.catalog.analyzers)
 
+    def delete_person(self, user_id: str) -> None:
+        """Removes the user's person and its stored results, then every cached result and job
+        that shows it (also when there was no person: NotRegistered after the purge)."""
+        try:
+            self.catalog.delete_person(user_id)
+        finally:
+            self.tryons.forget_person(user_id)
+
     def store_reachable(self) -> bool:
         try:
             self.loader.store.exists(READY_PROBE_KEY)

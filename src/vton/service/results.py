@@ -83,3 +83,8 @@ class ResultCache:
             self.store.put(key.store_key(), png)
         except Exception:
             log.warning("result cache put failed for %s", key.store_key(), exc_info=True)
+
+    def forget_user(self, user_id: str) -> int:
+        """Drops the user's results from memory (the store's are deleted with the person);
+        returns how many."""
+        return self.memory.invalidate(lambda key: key.person.user_id == user_id)

@@ -269,6 +269,12 @@ class TryOnService:
         """Cancels the user's try-on (a finished one is left as it is)."""
         return TryOn(self.scheduler.cancel(job_id, user_id))
 
+    def forget_person(self, user_id: str) -> None:
+        """After the user's person is deleted: no job or cached result shows it any more (their
+        by-reference jobs are cancelled and dropped; inline ones never used it)."""
+        self.scheduler.forget(user_id, lambda job: request_of(job).kind != "inline")
+        self.results.forget_user(user_id)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _gather(

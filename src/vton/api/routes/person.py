@@ -59,5 +59,7 @@ async def get_person_image(
 
 @router.delete("", status_code=204, response_class=Response)
 async def delete_person(user: CurrentUser, service: ServiceDep) -> Response:
-    await run_in_threadpool(service.catalog.delete_person, user)
+    """Removes the person, and every try-on result of it: stored, cached, or in a job (a job
+    by reference then answers 404; a running one is cancelled)."""
+    await run_in_threadpool(service.delete_person, user)
     return Response(status_code=204)
