@@ -3,10 +3,11 @@
 Fixtures (imported by tests/conftest.py): `s3_server` (one per session), `s3_store` (an S3Store
 on a fresh bucket), `artifact_store` (each test runs twice: local folder and S3).
 
-It can delay every object GET on the server side (`delay_s`), to show that loads overlap, and
-counts object GETs per key path (`gets`). Stopping closes the socket, so clients see a refused
-connection, and `start()` again serves on the same port with the same data (moto's state is
-per process).
+It can delay every object GET on the server side (`delay_s`), to show that loads overlap, hold
+every request unanswered (`freeze()` until `thaw()`: a silent store, connections accepted and
+never answered), and counts object GETs per key path (`gets`). Stopping closes the socket, so
+clients see a refused connection, and `start()` again serves on the same port with the same data
+(moto's state is per process).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class S3TestServer(ThreadedMotoServer):
         self.delay_s = 0.0
         self.gets: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._thawed = threading.Event()
+        self._thawed.set()
 
     @property
     def endpoint_url(self) -> str:
@@ -69,8 +72,16 @@ class S3TestServer(ThreadedMotoServer):
         if self._server is not None:
             self._server.server_close()
 
+    def freeze(self) -> None:
+        """Requests from now on wait, unanswered, until `thaw()`."""
+        self._thawed.clear()
+
+    def thaw(self) -> None:
+        self._thawed.set()
+
     def _wrap(self, app: Any) -> Any:
         def delayed(environ: dict[str, Any], start_response: Any) -> Any:
+            self._thawed.wait()
             path = environ.get("PATH_INFO", "")
             is_object_get = environ["REQUEST_METHOD"] == "GET" and path.strip("/").count("/") >= 1
             if is_object_get:

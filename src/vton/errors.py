@@ -6,7 +6,7 @@ VtonError
 ├── CheckpointError       a model folder that cannot be loaded strictly
 ├── NotRegistered         a person/garment/text artifact that does not exist   (404)
 ├── CorruptArtifact       stored bytes that do not decode                (500, key named)
-└── StoreUnavailable      the store cannot be reached                      (503)
+└── StoreUnavailable      the store cannot be reached                (503 + Retry-After)
 """
 
 
@@ -35,4 +35,8 @@ class CorruptArtifact(VtonError):
 
 
 class StoreUnavailable(VtonError):
-    """The store cannot be reached."""
+    """The store cannot be reached; a client may try again after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
