@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(3, ge=1, le=10)
     """Attempts per S3 request (the first try included) before StoreUnavailable."""
 
+    store_call_timeout_s: float = Field(3.0, gt=0, le=300)
+    """Seconds one store call of the service may take in all (connects, reads and retries):
+    past it the call fails with StoreUnavailable (503 + Retry-After)."""
+
+    store_breaker_failures: int = Field(5, ge=1, le=1000)
+    """Consecutive failed store calls that open the circuit breaker: while it is open, store
+    calls fail at once (503 + Retry-After) and /ready answers 503."""
+
+    store_breaker_open_s: float = Field(10.0, gt=0, le=3600)
+    """Seconds the circuit breaker stays open before one trial call tests the store again."""
+
     l1_cache_bytes: int = Field(2 * _GiB, ge=0, le=1024 * _GiB)
     """Memory cache (decoded artifacts) bound in bytes; 0 disables it."""
 

@@ -7,7 +7,7 @@
     ├── Unauthorized .................. 401   (+ WWW-Authenticate: Bearer)
     ├── NotRegistered ................. 404   (also another user's ids and jobs)
     ├── NotReady ...................... 503   (+ Retry-After: the model is still loading)
-    ├── StoreUnavailable .............. 503
+    ├── StoreUnavailable .............. 503   (+ Retry-After)
     ├── CheckpointError, CorruptArtifact 500
     └── SchedulerError (vton.scheduler.errors)
         ├── QueueFull ................. 429   (+ Retry-After)
@@ -87,7 +87,7 @@ def error_response(error: VtonError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(error, QueueFull):
+    elif isinstance(error, (QueueFull, StoreUnavailable)):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     elif isinstance(error, NotReady):
         headers["Retry-After"] = str(NOT_READY_RETRY_S)

@@ -19,7 +19,6 @@ from vton.cache import TieredCache
 from vton.config import Settings
 from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objects
 from vton.engine.text import PromptEncoder
-from vton.errors import StoreUnavailable
 from vton.preprocess import ArtifactLoader
 from vton.preprocess.body.analyze import PersonAnalyzer
 from vton.scheduler import Scheduler, SchedulerConfig, SchedulerMetrics
@@ -34,12 +33,11 @@ from vton.service.engine import (
 from vton.service.results import ResultCache
 from vton.service.tryon import TryOnService, post_process
 from vton.store import open_store
+from vton.store.breaker import BreakerConfig, GuardedStore
 
 log = logging.getLogger(__name__)
 
 LoadEngine = Callable[[Settings, str], DeviceEngine]
-READY_PROBE_KEY = "vton-ready-probe"
-"""A key that is never written: reading it proves the store answers."""
 
 
 @dataclass
@@ -50,6 +48,7 @@ class Service:
     scheduler: Scheduler
     tryons: TryOnService
     catalog: Catalog
+    store: GuardedStore
 
     @classmethod
     def build(
@@ -62,7 +61,7 @@ class Service:
         devices = resolve_devices(settings.devices)
         engines = [load(settings, device) for device in devices]
         analyzers = load_analyzers(settings, devices)
-        store = open_store(settings)
+        store = open_store_guarded(settings)
         cache = TieredCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
         )
@@ -95,7 +94,7 @@ class Service:
         freeze_start_up_objects()
         log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
         catalog = Catalog(loader, encoder, analyzers)
-        return cls(settings, engines, loader, scheduler, tryons, catalog)
+        return cls(settings, engines, loader, scheduler, tryons, catalog, store)
 
     @property
     def preprocessing(self) -> bool:
@@ -111,16 +110,24 @@ class Service:
             self.tryons.forget_person(user_id)
 
     def store_reachable(self) -> bool:
-        try:
-            self.loader.store.exists(READY_PROBE_KEY)
-        except StoreUnavailable:
-            return False
-        return True
+        """From the circuit breaker's state, without waiting on the store."""
+        return self.store.reachable()
 
     def close(self) -> None:
         self.scheduler.shutdown()
         self.loader.close()
+        self.store.close()
         release_start_up_objects()
+
+
+def open_store_guarded(settings: Settings) -> GuardedStore:
+    """The store behind a per-call deadline and a circuit breaker, as the request path uses it."""
+    config = BreakerConfig(
+        call_timeout_s=settings.store_call_timeout_s,
+        failures_to_open=settings.store_breaker_failures,
+        open_s=settings.store_breaker_open_s,
+    )
+    return GuardedStore(open_store(settings), config)
 
 
 def load_analyzers(settings: Settings, devices: Sequence[str]) -> list[PersonAnalyzer]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
 
 from vton.api.deps import RuntimeDep
 from vton.api.schemas.health import Alive, Readiness
@@ -22,7 +23,7 @@ def health() -> Alive:
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """The model (and the person preprocessing models, where configured) is loaded and warmed up
-    and the store answers: 200, else 503."""
+    and the store answers (the circuit breaker's state: no wait on the store): 200, else 503."""
     service = runtime.service
     if service is None:
         body = Readiness(
@@ -33,7 +34,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
             detail=runtime.load_error or "the model is loading",
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
-    store_ok = await run_in_threadpool(service.store_reachable)
+    store_ok = service.store_reachable()
     body = Readiness(
         ready=store_ok,
         model_loaded=True,
@@ -43,7 +44,12 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         devices=[engine.device for engine in service.engines],
         detail=None if store_ok else "the store does not answer",
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if store_ok else 503)
+    if store_ok:
+        return JSONResponse(body.model_dump(mode="json"))
+    retry_after = str(max(1, math.ceil(service.store.retry_after_s())))
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=503, headers={"Retry-After": retry_after}
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -1,0 +1,103 @@
+"""A silent store through the real server (S3 on moto's server, frozen): requests answer 503 with
+Retry-After within the per-call bound, then at once once the circuit breaker is open; /ready
+answers 503 within a second from the breaker's state; all recovers once the store answers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from tests.api.live import (
+    LiveServer,
+    b64_png,
+    garment_image,
+    make_settings,
+    new_user,
+    register_garment,
+    register_person,
+)
+from tests.s3_server import S3TestServer
+
+CALL_S = 0.5
+OPEN_S = 1.0
+
+
+@pytest.fixture
+def store_server(
+    tiny_model_dir: Path, s3_server: S3TestServer, tmp_path: Path
+) -> Iterator[LiveServer]:
+    bucket = f"faults-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server.endpoint_url).create_bucket(Bucket=bucket)
+    settings = make_settings(
+        tiny_model_dir,
+        tmp_path,
+        store=f"s3://{bucket}/vton",
+        s3_endpoint_url=s3_server.endpoint_url,
+        s3_read_timeout_s=5.0,  # boto3 alone: up to 3 x 5 s on a silent server
+        store_call_timeout_s=CALL_S,
+        store_breaker_failures=2,
+        store_breaker_open_s=OPEN_S,
+        warmup=False,
+    )
+    live = LiveServer(settings).start()
+    yield live
+    live.stop()
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[float, httpx.Response]:
+    start = time.monotonic()
+    response = call()
+    return time.monotonic() - start, response
+
+
+def test_a_silent_store_answers_503_fast_and_recovers(
+    store_server: LiveServer, s3_server: S3TestServer
+) -> None:
+    client = store_server.client(new_user())
+    register_person(client)
+    register_garment(client, "shirt")
+    body = {"clothingId": "shirt", "denoiseSteps": 1}
+    assert client.post("/api/fitting/single-item-tryon-v2", json=body).status_code == 200
+
+    s3_server.freeze()
+    try:
+        for _ in range(2):  # store calls time out; two failed calls open the breaker
+            elapsed, response = timed(lambda: register_garment_response(client, "other"))
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "StoreUnavailable"
+            assert int(response.headers["retry-after"]) >= 1
+            assert elapsed < CALL_S + 1.0
+        elapsed, response = timed(lambda: register_garment_response(client, "other"))
+        assert response.status_code == 503 and "breaker open" in response.json()["detail"]
+        assert int(response.headers["retry-after"]) >= 1
+        assert elapsed < 0.5
+        elapsed, ready = timed(lambda: httpx.get(f"{store_server.url}/ready"))
+        assert ready.status_code == 503 and not ready.json()["storeReachable"]
+        assert int(ready.headers["retry-after"]) >= 1
+        assert elapsed < 1.0
+    finally:
+        s3_server.thaw()
+
+    deadline = time.monotonic() + OPEN_S + 3 * CALL_S + 2
+    while httpx.get(f"{store_server.url}/ready").status_code != 200:  # a probe is the trial
+        assert time.monotonic() < deadline, "the breaker did not close"
+        time.sleep(0.05)
+    assert register_garment_response(client, "other").status_code == 201
+    assert client.post("/api/fitting/single-item-tryon-v2", json=body).status_code == 200
+    client.close()
+
+
+def register_garment_response(client: httpx.Client, clothing_id: str) -> httpx.Response:
+    body = {
+        "clothingId": clothing_id,
+        "image": b64_png(garment_image()),
+        "description": "a shirt",
+        "category": "upper_body",
+    }
+    return client.post("/api/clothing", json=body)
