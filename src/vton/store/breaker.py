@@ -122,7 +122,10 @@ class GuardedStore(Store):
         return max(self.config.call_timeout_s, self.breaker.open_left_s())
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
-        trial = self.breaker.admit()
+        try:
+            trial = self.breaker.admit()
+        except StoreUnavailable as e:  # open, or a trial call is under way
+            raise StoreUnavailable(f"{self.url}: {what}: {e}", self.retry_after_s()) from None
         future = self._pool.submit(action)
         try:
             result = future.result(timeout=self.config.call_timeout_s)
