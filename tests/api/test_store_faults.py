@@ -24,8 +24,8 @@ from tests.api.live import (
 )
 from tests.s3_server import S3TestServer
 
-CALL_S = 0.5
-OPEN_S = 1.0
+CALL_S = 1.0
+OPEN_S = 2.0
 
 
 @pytest.fixture

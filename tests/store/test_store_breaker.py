@@ -17,7 +17,8 @@ from vton.store.breaker import BreakerConfig, CircuitBreaker, GuardedStore
 
 CALL_S = 0.5
 OPEN_S = 1.0
-SLACK_S = 0.3
+SLACK_S = 0.5
+AT_ONCE_S = 0.2  # well under CALL_S, with room for a loaded test machine
 
 
 def guarded(server: S3TestServer, failures: int = 2) -> GuardedStore:
@@ -54,11 +55,11 @@ def test_a_silent_store_fails_in_bound_then_at_once_and_recovers(
             assert CALL_S * 0.9 <= elapsed <= CALL_S + SLACK_S
             assert error.retry_after_s >= CALL_S
         elapsed, error = seconds_to_fail(lambda: store.put("users/u1/b", b"y"), "breaker open")
-        assert elapsed < 0.05
+        assert elapsed < AT_ONCE_S
         assert CALL_S <= error.retry_after_s <= OPEN_S
         start = time.monotonic()
         assert not store.reachable()
-        assert time.monotonic() - start < 0.05
+        assert time.monotonic() - start < AT_ONCE_S
     time.sleep(OPEN_S)
     assert store.get("users/u1/a") == b"x"  # the trial call, and the breaker closes
     assert store.breaker.healthy
@@ -73,7 +74,7 @@ def test_a_failed_trial_opens_the_breaker_again(s3_server: S3TestServer) -> None
         time.sleep(OPEN_S)
         seconds_to_fail(lambda: store.get("users/u1/a"), "no answer within")  # the trial
         elapsed, _ = seconds_to_fail(lambda: store.get("users/u1/a"), "breaker open")
-        assert elapsed < 0.05
+        assert elapsed < AT_ONCE_S
 
 
 def test_a_missing_key_is_an_answer(s3_server: S3TestServer) -> None:
