@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -10,7 +11,10 @@ from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
 from vton.errors import InvalidInput
 from vton.scheduler import JobState, JobTimeout, QueueFull, SchedulerConfig
+from vton.scheduler.job import Job
 from vton.scheduler.routing import OVERFLOW_BATCHES, choose_device, home_device
+from vton.scheduler.stages import WorkItem
+from vton.scheduler.work_queue import WorkQueue
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,6 +67,62 @@ def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartSchedul
     assert fake.calls[0].ended.wait(WAIT_S)
     assert fake.calls[0].outcome == "aborted"  # the running batch stopped between steps
     assert [call.tags for call in fake.calls] == [("running",)]
+
+
+def test_a_job_expected_to_start_past_its_deadline_is_refused_while_the_queue_has_room(
+    start: StartScheduler,
+) -> None:
+    step_s = 0.05  # a batch of OPTIONS (4 steps) takes >= 0.2 s
+    fake = FakePipeline(step_s=step_s)
+    scheduler = start(fake, max_queue=64, max_batch=1, request_timeout_s=1.0)
+    measured = scheduler.submit("alice", [make_sample("measured")], OPTIONS)
+    assert measured.wait(WAIT_S) and measured.snapshot().state is JobState.SUCCEEDED
+    fake.gate.clear()
+    running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
+    assert fake.blocked.wait(WAIT_S)
+    admitted = []
+    with pytest.raises(QueueFull) as refused:
+        for i in range(20):  # batches >= 0.2 s: 4 more at most are expected to start within 1 s
+            admitted.append(scheduler.submit("bob", [make_sample(f"q{i}")], OPTIONS))
+    assert 1 <= len(admitted) < 5
+    assert scheduler.loads() == {"cpu": 1 + len(admitted)}  # far below max_queue
+    assert refused.value.retry_after_s >= OPTIONS.steps * step_s
+    fake.gate.set()
+    assert all(job.wait(WAIT_S) for job in [running, *admitted])
+
+
+def test_retry_after_is_at_least_one_measured_batch_and_jittered(start: StartScheduler) -> None:
+    batch_s = OPTIONS.steps * 0.5  # 2 s, twice the assumed first batch
+    fake = FakePipeline(step_s=0.5)
+    scheduler = start(fake, max_queue=1, max_batch=1)
+    measured = scheduler.submit("alice", [make_sample("measured")], OPTIONS)
+    assert measured.wait(WAIT_S) and measured.snapshot().state is JobState.SUCCEEDED
+    fake.gate.clear()
+    scheduler.submit("alice", [make_sample("running")], OPTIONS)
+    assert fake.blocked.wait(WAIT_S)
+    scheduler.submit("alice", [make_sample("queued")], OPTIONS)
+    retry_after = []
+    for _ in range(2):
+        with pytest.raises(QueueFull) as full:
+            scheduler.submit("bob", [make_sample("refused")], OPTIONS)
+        retry_after.append(full.value.retry_after_s)
+    assert min(retry_after) >= batch_s
+    assert retry_after[0] != retry_after[1]
+
+
+def test_the_queue_fails_items_whose_deadline_passed_instead_of_batching_them() -> None:
+    late = Job("alice", 2, OPTIONS.steps, 0.001, "cpu", lambda _job: None)
+    live = Job("bob", 1, OPTIONS.steps, 60.0, "cpu", lambda _job: None)
+    queue = WorkQueue(capacity=8)
+    queue.put([WorkItem(late, i, make_sample(f"late{i}"), OPTIONS, 0.0) for i in range(2)])
+    queue.put([WorkItem(live, 0, make_sample("live"), OPTIONS, 0.0)])
+    while time.monotonic() <= late.deadline:
+        time.sleep(0.001)  # no deadline watcher here: only the queue can fail the late job
+    batch = queue.next_batch(window_s=0.0, max_batch=8)
+    assert batch is not None and [item.job for item in batch.items] == [live]
+    snapshot = late.snapshot()
+    assert snapshot.state is JobState.FAILED and isinstance(snapshot.error, JobTimeout)
+    assert queue.depth() == 0
 
 
 def test_home_device_is_a_stable_hash_of_the_user_id() -> None:

@@ -2,7 +2,8 @@
 
     VtonError (vton.errors)
     └── SchedulerError
-        ├── QueueFull         no worker has room for the job; .retry_after_s   (429, Retry-After)
+        ├── QueueFull         no worker has room, or none could start the job  (429, Retry-After)
+        │                     before its deadline; .retry_after_s
         ├── SchedulerClosed   the scheduler is shutting down or stopped         (503)
         ├── JobTimeout        the job passed its deadline (recorded on the job) (504)
         ├── JobCancelled      by the client or by shutdown (recorded on the job)
@@ -24,7 +25,8 @@ class SchedulerError(VtonError):
 
 
 class QueueFull(SchedulerError):
-    """Every worker that could take the job is full; try again after retry_after_s seconds."""
+    """No worker has room for the job or is expected to start it before its deadline; try again
+    after retry_after_s seconds."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)

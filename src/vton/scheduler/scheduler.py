@@ -209,13 +209,18 @@ class Scheduler:
             )
 
     def _route(self, user_id: str, n_items: int) -> Worker:
+        """A worker with room for the items that is expected to start them before the job's
+        deadline (a job that would only time out in the queue is refused now)."""
+        timeout_s = self.config.request_timeout_s
         loads = [worker.load for worker in self._workers]
-        room = [worker.queue.has_room(n_items) for worker in self._workers]
+        room = [worker.admits(n_items, timeout_s) for worker in self._workers]
         index = choose_device(user_id, loads, room, self.config.max_batch)
         if index is None:
-            retry_after_s = min(worker.retry_after_s(n_items) for worker in self._workers)
+            retry_after_s = min(w.retry_after_s(n_items, timeout_s) for w in self._workers)
             raise QueueFull(
-                f"the queue is full; retry in about {retry_after_s:.0f} s", retry_after_s
+                "no device can start the job before its deadline (queue full or too long); "
+                f"retry in about {retry_after_s:.0f} s",
+                retry_after_s,
             )
         return self._workers[index]
 

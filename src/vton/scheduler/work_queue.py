@@ -3,7 +3,9 @@
 A batch is the oldest item plus the later items with the same DiffusionOptions, in arrival order,
 up to max_batch. It leaves as soon as it is full, or once the oldest item has waited batch_window
 since it was queued: an item that already waited that long (the worker was busy) leaves at once
-with whatever company is there. Items with other options keep their places.
+with whatever company is there. Items with other options keep their places. An item whose job's
+deadline passed while it waited never joins a batch: its job fails with JobTimeout there and then
+(the deadline watcher would too, a moment later; the engine must not compute it meanwhile).
 """
 
 from __future__ import annotations
@@ -60,18 +62,33 @@ class WorkQueue:
 
     def next_batch(self, window_s: float, max_batch: int) -> Batch | None:
         """Blocks until a batch is ready (see the module docstring); None once closed."""
-        with self._cond:
-            while not self._closed:
-                if not self._items:
-                    self._cond.wait()
-                    continue
-                head = self._items[0]
-                matching = [item for item in self._items if item.options == head.options]
-                chosen = matching[:max_batch]
-                wait_s = head.enqueued_at + window_s - time.monotonic()
-                if len(chosen) == max_batch or wait_s <= 0:
-                    taken = set(chosen)
-                    self._items = [item for item in self._items if item not in taken]
-                    return Batch(head.options, tuple(chosen))
-                self._cond.wait(wait_s)
-            return None
+        while True:
+            with self._cond:
+                batch, expired = self._wait_batch(window_s, max_batch)
+            for job in expired:  # outside the lock: expiring a job discards its other items
+                job.expire()
+            if batch is not None or not expired:
+                return batch
+
+    def _wait_batch(self, window_s: float, max_batch: int) -> tuple[Batch | None, set[Job]]:
+        """next_batch's wait, under the lock: a batch, or the jobs whose deadline passed (their
+        items removed) as soon as there are any; (None, no jobs) once closed."""
+        while not self._closed:
+            now = time.monotonic()
+            expired = {item.job for item in self._items if item.job.deadline <= now}
+            if expired:
+                self._items = [item for item in self._items if item.job not in expired]
+                return None, expired
+            if not self._items:
+                self._cond.wait()
+                continue
+            head = self._items[0]
+            matching = [item for item in self._items if item.options == head.options]
+            chosen = matching[:max_batch]
+            wait_s = head.enqueued_at + window_s - now
+            if len(chosen) == max_batch or wait_s <= 0:
+                taken = set(chosen)
+                self._items = [item for item in self._items if item not in taken]
+                return Batch(head.options, tuple(chosen)), set()
+            self._cond.wait(wait_s)
+        return None, set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -31,9 +32,12 @@ from vton.scheduler.work_queue import WorkQueue
 logger = logging.getLogger(__name__)
 
 FIRST_BATCH_S = 1.0
-"""The batch duration assumed for Retry-After before any batch was measured."""
+"""The batch duration assumed before any batch was measured; the first measured batch replaces it.
+(The warm-up is not a seed: it runs one step of batch 1 on the CPU, far from a request's batch.)"""
 SMOOTHING = 0.2
 """Weight of the newest batch in the moving average of batch durations."""
+RETRY_JITTER = 0.2
+"""Retry-After is stretched by a random factor up to this much, so refused clients spread out."""
 
 
 class Worker:
@@ -61,6 +65,7 @@ class Worker:
         )
         self._running = 0
         self._batch_s = FIRST_BATCH_S
+        self._measured = False
         metrics.track_queue(device, self.queue.depth)
 
     @property
@@ -68,11 +73,25 @@ class Worker:
         """Items queued or in the running batch."""
         return self.queue.depth() + self._running
 
-    def retry_after_s(self, n_items: int) -> float:
-        """About how long until the queue has room for n_items: the batches that must leave
-        first, times the moving average of batch durations; at least 1 s."""
-        excess = max(1, self.queue.depth() + n_items - self.queue.capacity)
-        return max(1.0, math.ceil(excess / self._config.max_batch) * self._batch_s)
+    def expected_start_s(self) -> float:
+        """About how long until an item queued now enters a batch: the batches ahead of it (the
+        items queued or running, max_batch to a batch, rounded up) times the moving average of
+        batch durations."""
+        return math.ceil(self.load / self._config.max_batch) * self._batch_s
+
+    def admits(self, n_items: int, timeout_s: float) -> bool:
+        """Whether n_items fit in the queue and can start before a deadline timeout_s from now."""
+        return self.queue.has_room(n_items) and self.expected_start_s() <= timeout_s
+
+    def retry_after_s(self, n_items: int, timeout_s: float) -> float:
+        """About how long until `admits` holds: the batches that must leave first (for room in
+        the queue, or for the expected start to come within timeout_s), at least one, times the
+        moving average of batch durations, stretched by up to RETRY_JITTER at random."""
+        excess = self.queue.depth() + n_items - self.queue.capacity
+        for_room = math.ceil(excess / self._config.max_batch)
+        for_deadline = math.ceil((self.expected_start_s() - timeout_s) / self._batch_s)
+        batches = max(1, for_room, for_deadline)
+        return batches * self._batch_s * (1.0 + random.uniform(0.0, RETRY_JITTER))
 
     def start(self) -> None:
         self._thread.start()
@@ -116,7 +135,9 @@ class Worker:
         finally:
             self._running = 0
         seconds = time.monotonic() - started
-        self._batch_s += SMOOTHING * (seconds - self._batch_s)
+        weight = SMOOTHING if self._measured else 1.0
+        self._batch_s += weight * (seconds - self._batch_s)
+        self._measured = True
         self._metrics.observe_batch(self.device, len(batch.items), seconds)
         logger.info(
             "batch device=%s size=%d steps=%d batch_ms=%.0f",
