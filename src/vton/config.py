@@ -159,6 +159,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 2**20, ge=1024, le=2**30)
     """Largest request body accepted (413 above it)."""
 
+    max_image_pixels: int = Field(4096 * 4096, ge=1024 * 1024, le=100_000_000)
+    """Pixels an uploaded image may have (413 above it, refused from its header before any
+    decoding): the 768 x 1024 working frame with ample headroom."""
+
+    decode_memory_bytes: int = Field(_GiB, ge=16 * 2**20, le=256 * _GiB)
+    """Decoded upload pixels (4 bytes each) held at once across all requests; a request that
+    cannot get its share within a second answers 429 + Retry-After, one larger than all of it
+    413."""
+
     body_timeout_s: float = Field(60.0, gt=0, le=3600)
     """Seconds a client has to send the whole request body, from the request's start (408 past
     it, and the connection is closed): a body that never finishes holds nothing longer."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import socket
 import struct
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.api.live import (
     STEPS,
@@ -115,7 +117,44 @@ def test_a_20000_px_square_png_is_refused_unread(user: tuple[httpx.Client, str])
         "description": "a top",
         "category": "upper_body",
     }
-    assert_clear_4xx(client.post("/api/clothing", json=body), 422, "image", "pixels")
+    assert_clear_4xx(client.post("/api/clothing", json=body), 413, "image", "pixels")
+
+
+def test_a_one_colour_7000_px_square_photo_is_refused_unread(
+    user: tuple[httpx.Client, str],
+) -> None:
+    """572 KB of body, 49 megapixels: over VTON_MAX_IMAGE_PIXELS, refused from its header (the
+    truncated copy would not decode, so a 413 for it means nothing was decoded)."""
+    client, _ = user
+    out = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (200, 30, 30)).save(out, "PNG", compress_level=1)
+    for data in (out.getvalue(), out.getvalue()[: out.tell() // 2]):
+        body = {"image": base64.b64encode(data).decode()}
+        response = client.put("/api/person", json=body)
+        assert_clear_4xx(response, 413, "image: 7000x7000", "pixels")
+
+
+def test_uploads_wait_for_the_decode_budget_then_answer_429(
+    server: LiveServer, user: tuple[httpx.Client, str]
+) -> None:
+    """With the whole decode budget taken, an upload answers 429 + Retry-After after the
+    budget's short wait; once it is free again, the same upload registers."""
+    client, _ = user
+    runtime_service = server.runtime.service
+    assert runtime_service is not None
+    budget = runtime_service.catalog.uploads
+    body = {
+        "clothingId": "busy",
+        "image": b64_png(garment_image()),
+        "description": "a top",
+        "category": "upper_body",
+    }
+    with budget.hold(budget.capacity_bytes):
+        response = client.post("/api/clothing", json=body)
+    assert_clear_4xx(response, 429, "decod")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert client.post("/api/clothing", json=body).status_code == 201
+    assert budget.in_use_bytes == 0
 
 
 def test_a_50_mb_upload_is_refused(server: LiveServer) -> None:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import random_image
-from vton.errors import InvalidInput
+from vton.errors import ImageTooLarge, InvalidInput
 from vton.preprocess.inputs import read_image
 
 
@@ -39,5 +39,5 @@ def test_unreadable_bytes_name_the_argument(data: bytes) -> None:
 
 def test_huge_images_are_refused_before_decoding() -> None:
     data = encoded(Image.new("L", (10_000, 6_000)), "PNG")
-    with pytest.raises(InvalidInput, match="--photo: 10000x6000"):
+    with pytest.raises(ImageTooLarge, match="--photo: 10000x6000 is over 16777216 pixels"):
         read_image(data, "--photo")

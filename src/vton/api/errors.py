@@ -3,11 +3,13 @@
     VtonError (vton.errors)
     ├── InvalidInput .................. 422   (request validation errors too)
     │   ├── PayloadTooLarge ........... 413   (body over VTON_MAX_UPLOAD_BYTES, chunked or not)
+    │   ├── ImageTooLarge ............. 413   (over VTON_MAX_IMAGE_PIXELS or the decode budget)
     │   └── BodyTimeout ............... 408   (body not received within VTON_BODY_TIMEOUT_S)
     ├── Unauthorized .................. 401   (+ WWW-Authenticate: Bearer)
     ├── NotRegistered ................. 404   (also another user's ids and jobs)
     ├── NotReady ...................... 503   (+ Retry-After: the model is still loading)
     ├── StoreUnavailable .............. 503   (+ Retry-After)
+    ├── Busy .......................... 429   (+ Retry-After: VTON_DECODE_MEMORY_BYTES is taken)
     ├── CheckpointError, CorruptArtifact 500
     └── SchedulerError (vton.scheduler.errors)
         ├── QueueFull ................. 429   (+ Retry-After)
@@ -30,7 +32,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from vton.errors import InvalidInput, NotRegistered, StoreUnavailable, VtonError
+from vton.errors import (
+    Busy,
+    ImageTooLarge,
+    InvalidInput,
+    NotRegistered,
+    StoreUnavailable,
+    VtonError,
+)
 from vton.scheduler.errors import (
     JobCancelled,
     JobTimeout,
@@ -60,11 +69,13 @@ class NotReady(VtonError):
 
 _STATUS: tuple[tuple[type[VtonError], int], ...] = (  # first match wins: subclasses first
     (PayloadTooLarge, 413),
+    (ImageTooLarge, 413),
     (BodyTimeout, 408),
     (InvalidInput, 422),
     (Unauthorized, 401),
     (NotRegistered, 404),
     (QueueFull, 429),
+    (Busy, 429),
     (JobTimeout, 504),
     (JobCancelled, 409),
     (NotReady, 503),
@@ -87,7 +98,7 @@ def error_response(error: VtonError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(error, (QueueFull, StoreUnavailable)):
+    elif isinstance(error, (QueueFull, Busy, StoreUnavailable)):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     elif isinstance(error, NotReady):
         headers["Retry-After"] = str(NOT_READY_RETRY_S)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -12,10 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from vton.api.schemas.common import TryOnOptionsIn
 from vton.engine.types import SchedulerName
 from vton.errors import InvalidInput
-from vton.preprocess import read_image
 from vton.service.finish import Framing
-from vton.service.tryon import InlineImages, TryOnOptions
+from vton.service.tryon import InlineImages, TryOn, TryOnOptions
 from vton.store.ids import Category
+
+if TYPE_CHECKING:
+    from vton.service import Service
 
 
 def decode_base64(value: str, what: str) -> bytes:
@@ -62,10 +64,16 @@ class InlineForm:
             fit=fit,
         ).options()
 
-    async def images(self) -> InlineImages:
-        """The uploads decoded (InvalidInput names the part that is not an image)."""
-        data = {name: await upload.read() for name, upload in self.files.items()}
-        decoded = await run_in_threadpool(
-            lambda: {name: read_image(content, name) for name, content in data.items()}
-        )
-        return InlineImages(description=self.description, category=self.category, **decoded)
+    async def submit(self, service: Service, user_id: str, asynchronous: bool) -> TryOn:
+        """The try-on submitted, its images decoded and fitted under the decode budget
+        (InvalidInput names the part that is not an image; Busy when the budget is taken)."""
+        uploads = {name: await upload.read() for name, upload in self.files.items()}
+
+        def decode_and_submit() -> TryOn:
+            with service.catalog.uploads.decoded(uploads) as decoded:
+                images = InlineImages(
+                    description=self.description, category=self.category, **decoded
+                )
+                return service.tryons.submit_inline(user_id, images, self.options, asynchronous)
+
+        return await run_in_threadpool(decode_and_submit)

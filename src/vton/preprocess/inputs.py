@@ -7,10 +7,12 @@ from io import BytesIO
 
 from PIL import Image, ImageOps
 
-from vton.errors import InvalidInput
+from vton.errors import ImageTooLarge, InvalidInput
 from vton.preprocess.fit import HEIGHT, WIDTH
 
-MAX_PIXELS = 50_000_000  # far above any phone photo; refuses decompression bombs early
+MAX_PIXELS = 4096 * 4096
+"""Pixels an image may have at most (VTON_MAX_IMAGE_PIXELS): the 768 x 1024 working frame
+with ample headroom; refuses decompression bombs before decoding."""
 MASK_MODES = ("1", "L")
 POSE_MODES = ("RGB",)
 MASK_FLATTENED = ("LA", "P", "PA")
@@ -29,18 +31,29 @@ def flatten_on_black(image: Image.Image, flattened: tuple[str, ...], mode: str) 
     return Image.alpha_composite(black, rgba).convert(mode)
 
 
-def read_image(data: bytes, what: str) -> Image.Image:
-    """Decodes an uploaded image (PNG, JPEG, WebP, ...), upright per its EXIF orientation."""
+def open_image(data: bytes, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The upload opened, its header read and nothing decoded; ImageTooLarge over
+    `max_pixels`, InvalidInput when it is no image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise InvalidInput(f"{what}: {image.width}x{image.height} is over {MAX_PIXELS} px")
-            image.load()
-    except InvalidInput:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Warning) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"{what}: too many pixels ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InvalidInput(f"{what}: not a readable image ({e})") from e
+    if image.width * image.height > max_pixels:
+        raise ImageTooLarge(f"{what}: {image.width}x{image.height} is over {max_pixels} pixels")
+    return image
+
+
+def read_image(data: bytes, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decodes an uploaded image (PNG, JPEG, WebP, ...), upright per its EXIF orientation;
+    ImageTooLarge over `max_pixels` (checked from the header, before decoding)."""
+    image = open_image(data, what, max_pixels)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as e:
         raise InvalidInput(f"{what}: not a readable image ({e})") from e
     return ImageOps.exif_transpose(image)
 

@@ -21,6 +21,7 @@ from vton.engine.gc_pause import freeze_start_up_objects, release_start_up_objec
 from vton.engine.text import PromptEncoder
 from vton.preprocess import ArtifactLoader
 from vton.preprocess.body.analyze import PersonAnalyzer
+from vton.preprocess.budget import DecodeBudget
 from vton.scheduler import Scheduler, SchedulerConfig, SchedulerMetrics
 from vton.service.catalog import Catalog
 from vton.service.engine import (
@@ -93,7 +94,8 @@ class Service:
         encoder = PromptEncoder(engines[0].pipeline.model)
         freeze_start_up_objects()
         log.info("service ready devices=%s store=%s", ",".join(devices), store.url)
-        catalog = Catalog(loader, encoder, analyzers)
+        uploads = DecodeBudget(settings.decode_memory_bytes, settings.max_image_pixels)
+        catalog = Catalog(loader, encoder, analyzers, uploads=uploads)
         return cls(settings, engines, loader, scheduler, tryons, catalog, store)
 
     @property

@@ -14,11 +14,11 @@ from vton.preprocess import (
     PersonManifest,
     delete_garment,
     delete_person,
-    read_image,
     register_garment,
     register_person,
 )
 from vton.preprocess.body.analyze import PersonAnalyzer
+from vton.preprocess.budget import DecodeBudget
 from vton.preprocess.fit import FitMode
 from vton.preprocess.garment import GarmentTextEncoder
 from vton.store import keys
@@ -39,14 +39,17 @@ class Catalog:
         loader: ArtifactLoader,
         encoder: GarmentTextEncoder,
         analyzers: Sequence[PersonAnalyzer] = (),
+        *,
+        uploads: DecodeBudget,
     ) -> None:
         """`analyzers`: person preprocessing, one per device (none: masks and pose must be
-        uploaded)."""
+        uploaded); `uploads`: the budget every uploaded image is decoded and fitted under."""
         self.loader = loader
         self.store = loader.store
         self.encoder = encoder
         self.analyzers = list(analyzers)
         self._next_analyzer = itertools.cycle(self.analyzers)
+        self.uploads = uploads
 
     # -- person ------------------------------------------------------------------------------
 
@@ -61,15 +64,19 @@ class Catalog:
         """Stores the user's person (photo, a mask per category, DensePose image), replacing any
         earlier one; the images are PNG/JPEG/WebP bytes. Masks and pose not given are computed
         from the photo."""
-        manifest = register_person(
-            self.store,
-            user_id,
-            read_image(photo, "image"),
-            {c: read_image(data, f"masks.{c}") for c, data in (masks or {}).items()},
-            None if pose is None else read_image(pose, "pose"),
-            analyzer=self._analyzer(),
-            framing=framing,
-        )
+        uploads = {"image": photo, **{f"masks.{c}": m for c, m in (masks or {}).items()}}
+        if pose is not None:
+            uploads["pose"] = pose
+        with self.uploads.decoded(uploads) as images:
+            manifest = register_person(
+                self.store,
+                user_id,
+                images.pop("image"),
+                {c: images.pop(f"masks.{c}") for c in masks or {}},
+                images.pop("pose", None),
+                analyzer=self._analyzer(),
+                framing=framing,
+            )
         self.loader.forget_person(user_id)
         return manifest
 
@@ -103,15 +110,16 @@ class Catalog:
     def register_garment(
         self, user_id: str, clothing_id: str, photo: bytes, description: str, category: str
     ) -> GarmentManifest:
-        manifest = register_garment(
-            self.store,
-            self.encoder,
-            user_id,
-            clothing_id,
-            read_image(photo, "image"),
-            description,
-            category,
-        )
+        with self.uploads.decoded({"image": photo}) as images:
+            manifest = register_garment(
+                self.store,
+                self.encoder,
+                user_id,
+                clothing_id,
+                images.pop("image"),
+                description,
+                category,
+            )
         self.loader.forget_garment(user_id, clothing_id)
         return manifest
 

@@ -98,10 +98,7 @@ async def single_item_tryon(
     settings: SettingsDep,
 ) -> Response:
     """v1: person, mask, DensePose and garment images in the request; nothing is stored."""
-    images = await form.images()
-    tryon = await run_in_threadpool(
-        service.tryons.submit_inline, user, images, form.options, asynchronous=False
-    )
+    tryon = await form.submit(service, user, asynchronous=False)
     return answer_single(request, tryon, await wait_finished(tryon, settings))
 
 

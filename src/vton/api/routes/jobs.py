@@ -76,10 +76,7 @@ async def submit_inline_job(
     service: ServiceDep,
 ) -> JobAccepted:
     """Queues a v1 inline try-on (the multipart form of /api/fitting/single-item-tryon)."""
-    images = await form.images()
-    tryon = await run_in_threadpool(
-        service.tryons.submit_inline, user, images, form.options, asynchronous=True
-    )
+    tryon = await form.submit(service, user, asynchronous=True)
     return accepted(request, tryon)
 
 

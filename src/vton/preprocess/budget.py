@@ -1,0 +1,72 @@
+"""How many uploaded pixels may be decoded at once: a byte budget shared by every request.
+
+A request counts its images' decoded size from their headers (nothing decoded yet), waits a
+short time for that many bytes, decodes and fits while it holds them, and gives them back when
+its decoded images are dropped. A request that does not get its bytes in time is Busy (429 +
+Retry-After); one that could never fit in the whole budget is ImageTooLarge (413).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from PIL import Image
+
+from vton.errors import Busy, ImageTooLarge
+from vton.preprocess.inputs import open_image, read_image
+
+BYTES_PER_PIXEL = 4
+"""Decoded bytes counted per pixel: the widest mode kept (RGB(A), 32-bit gray), whatever the
+upload's mode, so a conversion copy during fitting is inside the count."""
+
+
+def decoded_bytes(data: bytes, what: str, max_pixels: int) -> int:
+    """The decoded size of an upload, from its header alone; ImageTooLarge over `max_pixels`."""
+    with open_image(data, what, max_pixels) as image:
+        return image.width * image.height * BYTES_PER_PIXEL
+
+
+class DecodeBudget:
+    def __init__(self, capacity_bytes: int, max_pixels: int, wait_s: float = 1.0) -> None:
+        """`capacity_bytes` of decoded images at once, `max_pixels` per image; a request waits
+        at most `wait_s` for its share."""
+        self.capacity_bytes = capacity_bytes
+        self.max_pixels = max_pixels
+        self.wait_s = wait_s
+        self.in_use_bytes = 0
+        self._freed = threading.Condition()
+
+    @contextmanager
+    def hold(self, n_bytes: int) -> Iterator[None]:
+        """`n_bytes` of the budget while the block runs (Busy when not free within wait_s)."""
+        if n_bytes > self.capacity_bytes:
+            raise ImageTooLarge(
+                f"the images decode to {n_bytes} bytes, over the decode budget "
+                f"({self.capacity_bytes} bytes)"
+            )
+        with self._freed:
+            if not self._freed.wait_for(
+                lambda: self.in_use_bytes + n_bytes <= self.capacity_bytes, self.wait_s
+            ):
+                raise Busy("too many images are being decoded; try again", self.wait_s)
+            self.in_use_bytes += n_bytes
+        try:
+            yield
+        finally:
+            with self._freed:
+                self.in_use_bytes -= n_bytes
+                self._freed.notify_all()
+
+    @contextmanager
+    def decoded(self, uploads: Mapping[str, bytes]) -> Iterator[dict[str, Image.Image]]:
+        """The uploads decoded (read_image, by name) while their bytes are held; the decoded
+        images are dropped on leaving, so fit or copy what is kept inside the block."""
+        cap = self.max_pixels
+        with self.hold(sum(decoded_bytes(data, name, cap) for name, data in uploads.items())):
+            images = {name: read_image(data, name, cap) for name, data in uploads.items()}
+            try:
+                yield images
+            finally:
+                images.clear()  # the last references: the buffers go before the bytes return
