@@ -164,9 +164,9 @@ class Settings(BaseSettings):
     decoding): the 768 x 1024 working frame with ample headroom."""
 
     decode_memory_bytes: int = Field(_GiB, ge=16 * 2**20, le=256 * _GiB)
-    """Decoded upload pixels (4 bytes each) held at once across all requests; a request that
-    cannot get its share within a second answers 429 + Retry-After, one larger than all of it
-    413."""
+    """Memory for decoding uploads at once, all requests together (10 bytes a pixel: the
+    decoded image and fitting's copies); a request that cannot get its share within a second
+    answers 429 + Retry-After, one larger than all of it 413."""
 
     body_timeout_s: float = Field(60.0, gt=0, le=3600)
     """Seconds a client has to send the whole request body, from the request's start (408 past
