@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from vton.api.schemas.common import ApiModel, ClothingId, Timings, TryOnOptionsIn
+from vton.cache import Source
 from vton.store.ids import Category
-
-CacheSource = Literal["memory", "disk", "store"]
 
 
 class SingleTryOnRequest(TryOnOptionsIn):
@@ -23,7 +20,7 @@ class TryOnResponse(ApiModel):
     clothing_id: str | None = None
     image: str = Field(description="The result, base64 PNG.")
     timings: Timings
-    cache_hits: dict[str, CacheSource] = Field(
+    cache_hits: dict[str, Source] = Field(
         description="Where the person's and each garment's artifacts came from."
     )
     result_cached: bool = Field(description="Answered from an identical earlier request.")
@@ -52,4 +49,4 @@ class BatchItem(ApiModel):
 class BatchTryOnResponse(ApiModel):
     results: list[BatchItem]
     total_processing_time: float = Field(description="Milliseconds for the whole request.")
-    cache_hits: dict[str, CacheSource]
+    cache_hits: dict[str, Source]
