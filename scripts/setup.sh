@@ -10,11 +10,23 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,cluster]"
 # Headless Chromium for the test page's browser tests (Debian package; Playwright drives it).
 if ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
       || echo "setup: could not install chromium; browser tests will be skipped" >&2
   fi
+fi
+# Redis for the cluster mode's tests (Debian package; the tests start their own server).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+      || echo "setup: could not install redis-server; cluster tests will be skipped" >&2
+  fi
+fi
+# Node bullmq for the NestJS interop test (pinned in tests/cluster/node/package.json).
+if command -v npm >/dev/null 2>&1; then
+  npm install --no-audit --no-fund --silent --prefix tests/cluster/node \
+    || echo "setup: could not install Node bullmq; the Node interop test will be skipped" >&2
 fi
