@@ -16,7 +16,7 @@ pytest.importorskip(
 )
 from bullmq import Queue
 
-from tests.cluster.conftest import RedisServer, start_redis
+from tests.cluster.conftest import RedisServer, fast_settings, start_redis
 from tests.cluster.jobs import result_for, sample_job
 from vton.cluster.messages import TryOnProgress, TryOnResult
 from vton.cluster.queue import (
@@ -296,3 +296,62 @@ def test_prefetch_is_two_full_batches_per_gpu() -> None:
     assert prefetch_concurrency(batch_size=8, gpus=2) == 32
     with pytest.raises(ValueError):
         prefetch_concurrency(batch_size=0, gpus=1)
+
+
+def test_a_worker_holds_up_to_its_concurrency_across_jobs(settings: QueueSettings) -> None:
+    """The prefetch: with concurrency 4, four jobs run in one worker at once, never five."""
+    running: set[str] = set()
+    peak = 0
+
+    async def hold(context: JobContext) -> TryOnResult:
+        nonlocal peak
+        running.add(context.job_id)
+        peak = max(peak, len(running))
+        await asyncio.sleep(0.3)
+        running.discard(context.job_id)
+        return result_for(context.job_id, context.payload, "in-process")
+
+    async def scenario() -> None:
+        queue = TryOnQueue(settings)
+        for i in range(8):
+            await queue.enqueue(f"job-{i}", sample_job())
+        consumer = TryOnConsumer(settings, hold, concurrency=4)
+        await consumer.start()
+        for i in range(8):
+            await wait_for_state(queue, f"job-{i}", "completed")
+        await consumer.stop()
+        await queue.close()
+
+    run(scenario)
+    assert peak == 4
+
+
+def test_worker_and_events_carry_on_after_a_redis_restart(tmp_path: Path) -> None:
+    server = start_redis(tmp_path)
+    settings = fast_settings(server.url)
+    calls: list[str] = []
+
+    async def scenario() -> None:
+        nonlocal server
+        queue, events = TryOnQueue(settings), TryOnEvents(settings, retry_s=0.2)
+        await events.start()
+        consumer = TryOnConsumer(settings, stepping_handler(calls), concurrency=1)
+        await consumer.start()
+        with events.subscribe() as stream:
+            await queue.enqueue("before", sample_job())
+            await next_event(stream, "completed")
+            server.stop()
+            with pytest.raises(QueueUnavailable):
+                await queue.enqueue("during", sample_job())
+            server = start_redis(tmp_path, port=server.port)  # empty: no persistence in tests
+            assert (await queue.enqueue("after", sample_job())).created
+            assert (await next_event(stream, "completed")).job_id == "after"
+        await consumer.stop()
+        await events.close()
+        await queue.close()
+
+    try:
+        run(scenario)
+    finally:
+        server.stop()
+    assert calls == ["before", "after"]

@@ -49,14 +49,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, QueueEvents, UnrecoverableError, Worker
 from bullmq.queue_keys import QueueKeys
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from vton.cluster.messages import (
     JobFailure,
@@ -69,6 +69,7 @@ from vton.cluster.messages import (
 log = logging.getLogger(__name__)
 
 JOB_NAME = "tryon"
+StreamEntries = list[tuple[str, dict[str, str]]]
 STALLED_REASON = "job stalled more than allowable limit"
 """The failedReason bullmq writes for a job that stalled more than max_stalled_count times."""
 
@@ -323,7 +324,8 @@ class TryOnQueue:
         """The stream's events after `after_id` (an SSE Last-Event-ID), optionally one job's;
         bounded by the stream's length (bullmq trims it to about 10,000 entries)."""
         async with _bounded(self.settings, "read events"):
-            entries = await self._redis.xrange(self.settings.keys["events"], f"({after_id}", "+")
+            found = await self._redis.xrange(self.settings.keys["events"], f"({after_id}", "+")
+        entries = cast(StreamEntries, found)  # decode_responses: str, not bytes
         events = [event_from_stream(eid, _decode_stream_fields(f)) for eid, f in entries]
         return [e for e in events if e is not None and (job_id is None or e.job_id == job_id)]
 
@@ -386,7 +388,7 @@ class TryOnEvents:
                 last = await client.xrevrange(self.settings.keys["events"], count=1)
         finally:
             await client.aclose()
-        self._last_id = last[0][0] if last else "0-0"
+        self._last_id = cast(StreamEntries, last)[0][0] if last else "0-0"
         self._task = asyncio.create_task(self._run(), name="vton-queue-events")
 
     async def close(self) -> None:
@@ -537,7 +539,7 @@ class TryOnConsumer:
             context = self._context(job)
             self._held[job.id] = context
             try:
-                if await self._flags.exists(self.settings.cancel_key(job.id)):
+                if await self._cancel_flag(job.id):
                     raise JobFailed("cancelled", "cancelled before it started")
                 result = await self._handler(context)
             finally:
@@ -561,6 +563,14 @@ class TryOnConsumer:
         if payload.expired(datetime.now(UTC)):
             raise JobFailed("deadline_exceeded", f"deadline {payload.deadline} passed")
         return JobContext(job.id, payload, job.attemptsStarted, job, self.settings)
+
+    async def _cancel_flag(self, job_id: str) -> bool:
+        """Best effort, like the poll: a Redis error reads as "not cancelled"."""
+        try:
+            return bool(await self._flags.exists(self.settings.cancel_key(job_id)))
+        except (RedisError, OSError) as e:
+            log.warning("job %s: cancel flag not read: %s", job_id, e)
+            return False
 
     async def _poll_cancels(self) -> None:
         while True:
