@@ -14,11 +14,12 @@ import pytest
 pytest.importorskip(
     "bullmq", reason="the `cluster` extra is not installed: pip install -e .[cluster]"
 )
+import redis.asyncio as aioredis
 from bullmq import Queue
 
 from tests.cluster.conftest import RedisServer, fast_settings, start_redis
 from tests.cluster.jobs import result_for, sample_job
-from vton.cluster.messages import TryOnProgress, TryOnResult
+from vton.cluster.messages import PayloadError, TryOnProgress, TryOnResult
 from vton.cluster.queue import (
     JOB_NAME,
     Enqueued,
@@ -232,6 +233,25 @@ def test_a_malformed_job_fails_with_a_clear_error(
 
     run(scenario)
     assert calls == ["job-good"]
+
+
+def test_reading_a_job_whose_stored_data_is_not_json_is_a_payload_error(
+    settings: QueueSettings,
+) -> None:
+    """Only a writer that bypasses BullMQ can store such a job (no worker should take it:
+    bullmq-python cannot build it, and it cycles through stalls instead of failing)."""
+
+    async def scenario() -> None:
+        queue = TryOnQueue(settings)
+        await queue.enqueue("job-raw", sample_job())
+        client = aioredis.from_url(settings.url)
+        await client.hset(f"{settings.keys['']}job-raw", "data", "not json{")
+        await client.aclose()
+        with pytest.raises(PayloadError, match="job job-raw: stored fields are not JSON"):
+            await queue.get("job-raw")
+        await queue.close()
+
+    run(scenario)
 
 
 def test_a_passed_deadline_fails_the_job_without_running_it(settings: QueueSettings) -> None:

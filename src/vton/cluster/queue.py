@@ -276,11 +276,18 @@ class TryOnQueue:
 
     async def get(self, job_id: str) -> JobView | None:
         async with _bounded(self.settings, f"read {job_id}"):
-            job = await Job.fromId(self._queue, job_id)
+            job = await self._load(job_id)
             if job is None:
                 return await self._cancelled_view(job_id)
             view = _view(job, await job.getState())
             return view if view is not None else await self._cancelled_view(job_id)
+
+    async def _load(self, job_id: str) -> Job | None:
+        try:
+            return await Job.fromId(self._queue, job_id)
+        except ValueError as e:  # a hash not written by a BullMQ client: its data is not JSON
+            message = f"job {job_id}: stored fields are not JSON: {e}"
+            raise PayloadError("bad_payload", message) from e
 
     async def _cancelled_view(self, job_id: str) -> JobView | None:
         """A job removed by cancel() is gone from bullmq; its cancel flag still answers."""
@@ -303,7 +310,7 @@ class TryOnQueue:
     async def cancel(self, job_id: str) -> CancelOutcome:
         """Cancels a waiting job (removed) or asks its worker to stop a running one."""
         async with _bounded(self.settings, f"cancel {job_id}"):
-            job = await Job.fromId(self._queue, job_id)
+            job = await self._load(job_id)
             if job is None:
                 return "unknown"
             state = await job.getState()
