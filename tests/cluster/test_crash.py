@@ -1,5 +1,5 @@
 """Worker processes killed with SIGKILL: the job runs again elsewhere and completes once; a job
-that kills two workers fails with a clear error. Locks of 1 s keep it to seconds."""
+that kills two workers fails with a clear error; SIGTERM drains. Locks of 1 s keep it to seconds."""
 
 from __future__ import annotations
 
@@ -145,3 +145,30 @@ def test_a_job_that_kills_two_workers_fails_with_a_clear_error(
 
     run(scenario, timeout=40)
     assert calls == []
+
+
+def test_sigterm_finishes_the_running_job_then_exits(
+    settings: QueueSettings, workers: Workers
+) -> None:
+    (pid,) = workers.start(1)
+    payload = sample_job(steps=8)  # 8 x 0.2 s
+
+    async def scenario() -> None:
+        queue, events = TryOnQueue(settings), TryOnEvents(settings)
+        await events.start()
+        with events.subscribe("job-t") as stream:
+            await queue.enqueue("job-t", payload)
+            await next_event(stream, "progress")
+            os.kill(pid, signal.SIGTERM)
+            completed = await next_event(stream, "completed")
+        await queue.enqueue("job-after", sample_job())  # nobody takes it now
+        await asyncio.sleep(0.5)
+        after = await queue.get("job-after")
+        await events.close()
+        await queue.close()
+        assert completed.result == result_for("job-t", payload, completed.result.worker)
+        assert after is not None and after.state == "waiting"
+
+    run(scenario, timeout=20)
+    assert workers.processes[0].wait(timeout=10) == 0
+    assert workers.holders("job-t") == [pid]

@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_args
 
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, QueueEvents, UnrecoverableError, Worker
@@ -205,7 +205,7 @@ def _parse_or_none(cls: type[_M], data: object) -> _M | None:
         return None
 
 
-_KINDS: frozenset[str] = frozenset(EventKind.__args__)  # type: ignore[attr-defined]
+_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 
 
 def event_from_stream(event_id: str, fields: dict[str, Any]) -> QueueEvent | None:
@@ -505,13 +505,13 @@ class TryOnConsumer:
         self._handler = handler
         self._concurrency = concurrency
         self._held: dict[str, JobContext] = {}
+        self._flags = _producer_client(settings)  # cancel flags; connects on first use
         self._worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     async def start(self) -> None:
         """Starts taking jobs (call it after warm-up)."""
-        self._flags = _producer_client(self.settings)
         self._worker = Worker(
             self.settings.name,
             self._process,
