@@ -137,6 +137,9 @@ def test_duplicate_id_is_a_no_op(settings: QueueSettings) -> None:
         await consumer.start()
         await wait_for_state(queue, "job-d", "completed")
         assert not (await queue.enqueue("job-d", second)).created  # once completed
+        racing = [queue.enqueue("job-race", sample_job(seed=s)) for s in range(6)]
+        assert sum(e.created for e in await asyncio.gather(*racing)) == 1
+        await wait_for_state(queue, "job-race", "completed")
         await asyncio.sleep(0.3)
         view = await queue.get("job-d")
         depth = await queue.depth()
@@ -146,7 +149,7 @@ def test_duplicate_id_is_a_no_op(settings: QueueSettings) -> None:
         assert depth == {"waiting": 0, "active": 0}
 
     run(scenario)
-    assert calls == ["job-d"]
+    assert calls == ["job-d", "job-race"]
 
 
 def test_cancel_a_waiting_job(settings: QueueSettings) -> None:

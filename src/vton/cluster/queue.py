@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ from vton.cluster.messages import (
 log = logging.getLogger(__name__)
 
 JOB_NAME = "tryon"
+ENQUEUE_NONCE = "vtonEnqueueNonce"
+"""A job option only vton reads: which enqueue call created the job."""
 StreamEntries = list[tuple[str, dict[str, str]]]
 STALLED_REASON = "job stalled more than allowable limit"
 """The failedReason bullmq writes for a job that stalled more than max_stalled_count times."""
@@ -261,18 +264,23 @@ class TryOnQueue:
         """Adds the job under `job_id`. An id that exists (in any state, until its age-based
         removal) or was cancelled adds nothing: bullmq's addJob returns the existing id and
         emits `duplicated`, leaving the first job's data untouched."""
+        # addJob answers with the id either way. Which call created the job is told by a nonce
+        # among the job's options (stored with the job, ignored by bullmq), not by the
+        # millisecond timestamp, which two calls can share.
+        nonce = uuid.uuid4().hex
         opts = {
             "jobId": job_id,
             "removeOnComplete": {"age": self.settings.keep_completed_s},
             "removeOnFail": {"age": self.settings.keep_failed_s},
+            ENQUEUE_NONCE: nonce,
         }
         async with _bounded(self.settings, f"enqueue {job_id}"):
             if await self._redis.exists(self.settings.cancel_key(job_id)):
                 return Enqueued(job_id, created=False)
-            added = await self._queue.add(JOB_NAME, payload.dump(), opts)
-            stored = await self._redis.hget(f"{self.settings.keys['']}{job_id}", "timestamp")
-        # addJob answers with the id either way; the stored timestamp says whose job it is.
-        return Enqueued(job_id, created=stored == str(added.timestamp))
+            await self._queue.add(JOB_NAME, payload.dump(), opts)
+            stored = await self._redis.hget(f"{self.settings.keys['']}{job_id}", "opts")
+        created = stored is not None and json.loads(stored).get(ENQUEUE_NONCE) == nonce
+        return Enqueued(job_id, created=created)
 
     async def get(self, job_id: str) -> JobView | None:
         async with _bounded(self.settings, f"read {job_id}"):
