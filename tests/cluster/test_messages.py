@@ -10,6 +10,7 @@ import pytest
 
 from tests.cluster.jobs import result_for, sample_job
 from vton.cluster.messages import (
+    VERSION_PATTERN,
     ItemResult,
     JobFailure,
     PayloadError,
@@ -19,6 +20,7 @@ from vton.cluster.messages import (
     TryOnResult,
 )
 from vton.engine.types import SchedulerName as EngineSchedulerName
+from vton.preprocess.manifest import VERSION_PATTERN as MANIFEST_VERSION_PATTERN
 
 
 def test_a_job_round_trips_through_json_in_camel_case() -> None:
@@ -104,3 +106,7 @@ def test_failure_reasons_round_trip() -> None:
 
 def test_scheduler_names_are_the_engines() -> None:
     assert get_args(SchedulerName) == get_args(EngineSchedulerName)
+
+
+def test_versions_follow_the_manifests_pattern() -> None:
+    assert VERSION_PATTERN == MANIFEST_VERSION_PATTERN

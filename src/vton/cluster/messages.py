@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from vton.errors import InvalidInput
-from vton.store.ids import Category, check_id, check_version
+from vton.store.ids import Category, check_id
 
 PROTOCOL_VERSION = 1
 ACCEPTED_VERSIONS = frozenset({1})
@@ -55,7 +55,10 @@ def _check_code(value: str) -> str:
 
 UserId = Annotated[str, AfterValidator(lambda v: check_id("userId", v))]
 ClothingId = Annotated[str, AfterValidator(lambda v: check_id("clothingId", v))]
-Version = Annotated[str, AfterValidator(check_version)]
+VERSION_PATTERN = r"^[a-z0-9]{1,40}$"
+"""An artifact version (vton.preprocess.manifest.VERSION_PATTERN, whose package imports torch;
+a test keeps the two equal)."""
+Version = Annotated[str, Field(pattern=VERSION_PATTERN)]
 ErrorCode = Annotated[str, AfterValidator(_check_code)]
 Millis = Annotated[float, Field(ge=0.0)]
 
