@@ -184,3 +184,24 @@ class Settings(BaseSettings):
             return self.preprocess_path
         default = self.model_path / "ckpt"
         return default if default.is_dir() else None
+
+    # -- cluster mode (issue 17): API processes and `vton worker`s on one BullMQ queue ---------
+
+    redis_url: str | None = Field(None, pattern=r"^rediss?://.+")
+    """Redis of the BullMQ queue (redis://host:6379/0). Unset: single-host mode, the in-process
+    scheduler. Set: `vton serve` queues asynchronous jobs there and `vton worker` runs them."""
+
+    queue_name: str = Field("vton-tryon", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """The BullMQ queue's name (a NestJS producer uses the same)."""
+
+    queue_prefix: str = Field("bull", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """BullMQ's key prefix ("bull" is also @nestjs/bullmq's default)."""
+
+    queue_max_waiting: int = Field(256, ge=1, le=1_000_000)
+    """Jobs that may wait in the queue before `vton serve` answers 429."""
+
+    queue_lock_ms: int = Field(8_000, ge=200, le=600_000)
+    """A worker's lock on a job; a killed worker's job runs again after about lock + stalled."""
+
+    queue_stalled_ms: int = Field(4_000, ge=100, le=600_000)
+    """How often live workers look for jobs whose worker died."""

@@ -41,8 +41,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         runtime.start()
-        yield
-        await run_in_threadpool(runtime.close)
+        await runtime.jobs.start()
+        try:
+            yield
+        finally:
+            await runtime.jobs.close()
+            await run_in_threadpool(runtime.close)
 
     app = FastAPI(title="vton", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime

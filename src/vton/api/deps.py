@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vton.api.errors import Unauthorized
+from vton.api.jobs_backend import JobsBackend
 from vton.api.observe import annotate
 from vton.api.runtime import Runtime
 from vton.config import Settings
@@ -31,6 +32,10 @@ def get_service(runtime: RuntimeDep) -> Service:
     return runtime.require()
 
 
+def get_jobs(runtime: RuntimeDep) -> JobsBackend:
+    return runtime.jobs
+
+
 def get_user(
     request: Request,
     runtime: RuntimeDep,
@@ -46,4 +51,5 @@ def get_user(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[Service, Depends(get_service)]
+JobsDep = Annotated[JobsBackend, Depends(get_jobs)]
 CurrentUser = Annotated[str, Depends(get_user)]

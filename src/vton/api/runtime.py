@@ -1,5 +1,6 @@
-"""What the app holds across requests: settings, the token codec, the metrics registry, and the
-Service, loaded on a background thread so /health answers while the model loads."""
+"""What the app holds across requests: settings, the token codec, the metrics registry, the
+Service, loaded on a background thread so /health answers while the model loads, and the
+backend of asynchronous jobs (in-process, or the cluster's queue with VTON_REDIS_URL)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from vton.api.errors import NotReady
+from vton.api.jobs_backend import JobsBackend, LocalJobs
 from vton.api.tokens import TokenCodec
 from vton.config import Settings
 from vton.service import LoadEngine, Service
@@ -35,6 +37,15 @@ class Runtime:
         self._on_load_failure = on_load_failure
         self._thread = threading.Thread(target=self._build, name="vton-load", daemon=True)
         self._closing = threading.Event()
+        self.jobs = self._jobs_backend()
+
+    def _jobs_backend(self) -> JobsBackend:
+        if self.settings.redis_url is None:
+            return LocalJobs(self.require)
+        from vton.api.cluster_jobs import ClusterJobs  # bullmq: the optional `cluster` extra
+        from vton.cluster.queue import queue_settings
+
+        return ClusterJobs(self.settings, queue_settings(self.settings), self.require)
 
     def start(self) -> None:
         if self.tokens.dev_mode:

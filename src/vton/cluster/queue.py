@@ -68,6 +68,7 @@ from vton.cluster.messages import (
     TryOnProgress,
     TryOnResult,
 )
+from vton.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -603,3 +604,16 @@ class TryOnConsumer:
             for context, flag in zip(held, flags, strict=True):
                 if flag is not None:
                     context.cancel_requested.set()
+
+
+def queue_settings(settings: Settings) -> QueueSettings:
+    """The deployment's queue, from VTON_REDIS_URL and the VTON_QUEUE_* settings."""
+    if settings.redis_url is None:
+        raise ValueError("VTON_REDIS_URL is not set: cluster mode is off")
+    return QueueSettings(
+        url=settings.redis_url,
+        name=settings.queue_name,
+        prefix=settings.queue_prefix,
+        lock_duration_ms=settings.queue_lock_ms,
+        stalled_interval_ms=settings.queue_stalled_ms,
+    )

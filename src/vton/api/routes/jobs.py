@@ -1,44 +1,30 @@
 """Asynchronous try-ons: 202 with a job id, then poll, stream (server-sent events) or cancel.
+The jobs live in the JobsBackend chosen at start-up (the in-process scheduler, or the cluster's
+queue with VTON_REDIS_URL).
 
 Events of GET /api/jobs/{id}/events, each `event: <name>` with a JSON `data:` line:
     progress   {"step": k, "totalSteps": n}              after every denoising step
     item       a JobItem (with its image once succeeded)  when an item finishes
     finished   the JobStatus without images               last
+In cluster mode events also carry an `id:`; a client that reconnects with Last-Event-ID gets
+the events it missed.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
-from vton.api import presenters
-from vton.api.deps import CurrentUser, ServiceDep, SettingsDep
-from vton.api.observe import annotate
+from vton.api.deps import CurrentUser, JobsDep, SettingsDep
 from vton.api.routes.fitting import check_batch_size
-from vton.api.schemas.common import ERROR_RESPONSES, ApiModel
+from vton.api.schemas.common import ERROR_RESPONSES
 from vton.api.schemas.jobs import BatchJobRequest, JobAccepted, JobRequest, JobStatus
 from vton.api.uploads import InlineForm
-from vton.scheduler import ItemFinished, JobFinished, Progress
-from vton.service.tryon import Kind, TryOn
+from vton.service.tryon import Kind
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
-
-
-def accepted(request: Request, tryon: TryOn) -> JobAccepted:
-    kept = tryon.request
-    annotate(request, kind=kept.kind, job=tryon.job.id, clothing=",".join(kept.clothing_ids))
-    status_url = str(request.url_for("get_job", job_id=tryon.job.id).path)
-    return JobAccepted(
-        job_id=tryon.job.id,
-        state=tryon.job.snapshot().state,
-        status_url=status_url,
-        events_url=f"{status_url}/events",
-    )
 
 
 @router.post("", status_code=202, response_model=JobAccepted)
@@ -46,7 +32,7 @@ async def submit_job(
     body: Annotated[JobRequest, Body()],
     request: Request,
     user: CurrentUser,
-    service: ServiceDep,
+    jobs: JobsDep,
     settings: SettingsDep,
 ) -> JobAccepted:
     """Queues a single (`type: single`) or batch (`type: batch`) try-on by reference."""
@@ -56,16 +42,7 @@ async def submit_job(
         ids, kind = body.clothing_ids, "batch"
     else:
         ids, kind = [body.clothing_id], "single"
-    tryon = await run_in_threadpool(
-        service.tryons.submit_reference,
-        user,
-        ids,
-        body.category,
-        body.options(),
-        kind,
-        asynchronous=True,
-    )
-    return accepted(request, tryon)
+    return await jobs.submit(request, user, ids, body.category, body.options(), kind)
 
 
 @router.post("/inline", status_code=202, response_model=JobAccepted)
@@ -73,31 +50,23 @@ async def submit_inline_job(
     form: Annotated[InlineForm, Depends()],
     request: Request,
     user: CurrentUser,
-    service: ServiceDep,
+    jobs: JobsDep,
 ) -> JobAccepted:
     """Queues a v1 inline try-on (the multipart form of /api/fitting/single-item-tryon)."""
-    tryon = await form.submit(service, user, asynchronous=True)
-    return accepted(request, tryon)
+    return await jobs.submit_inline(request, user, form)
 
 
 @router.get("/{job_id}", response_model=JobStatus)
-async def get_job(job_id: str, user: CurrentUser, service: ServiceDep) -> JobStatus:
+async def get_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobStatus:
     """The job's state, progress, and each item's result or error."""
-    tryon = service.tryons.get(user, job_id)
-    return presenters.job_status(tryon, await run_in_threadpool(tryon.views))
+    return await jobs.status(user, job_id)
 
 
 @router.delete("/{job_id}", response_model=JobStatus)
-async def cancel_job(job_id: str, user: CurrentUser, service: ServiceDep) -> JobStatus:
+async def cancel_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobStatus:
     """Cancels the job (queued items leave the queue; a running batch of only cancelled items
     stops between steps); a finished job is left as it is."""
-    tryon = await run_in_threadpool(service.tryons.cancel, user, job_id)
-    return presenters.job_status(tryon, await run_in_threadpool(tryon.views))
-
-
-def sse(event: str, data: ApiModel | dict[str, object]) -> str:
-    payload = data.model_dump_json() if isinstance(data, ApiModel) else json.dumps(data)
-    return f"event: {event}\ndata: {payload}\n\n"
+    return await jobs.cancel(user, job_id)
 
 
 @router.get(
@@ -105,24 +74,15 @@ def sse(event: str, data: ApiModel | dict[str, object]) -> str:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def job_events(job_id: str, user: CurrentUser, service: ServiceDep) -> StreamingResponse:
+async def job_events(
+    job_id: str,
+    user: CurrentUser,
+    jobs: JobsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
     """Server-sent events: progress per denoising step, each item, then the end."""
-    tryon = service.tryons.get(user, job_id)
     return StreamingResponse(
-        stream(tryon),
+        await jobs.events(user, job_id, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-async def stream(tryon: TryOn) -> AsyncIterator[str]:
-    async for event in tryon.job.events():
-        if isinstance(event, Progress):
-            yield sse("progress", {"step": event.step, "totalSteps": event.total_steps})
-        elif isinstance(event, ItemFinished):
-            view = await run_in_threadpool(tryon.view, event.index)
-            total = presenters.elapsed_ms(tryon)
-            yield sse("item", presenters.job_item(tryon, event.index, view, total))
-        elif isinstance(event, JobFinished):
-            status = presenters.job_status(tryon, [])
-            yield sse("finished", status)
