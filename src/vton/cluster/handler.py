@@ -59,6 +59,7 @@ class TryOnHandler:
 
     async def __call__(self, context: JobContext) -> TryOnResult:
         started = time.perf_counter()
+        log.info("job %s taken (attempt %d)", context.job_id, context.attempt)
         tryon = await self._submit(context.payload)
         watcher = asyncio.create_task(self._cancel_when_asked(context, tryon))
         try:
