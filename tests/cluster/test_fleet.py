@@ -289,6 +289,22 @@ def test_cancel_a_waiting_and_a_running_job_and_429_when_full(deployment: Deploy
         strict.stop()
 
 
+def test_sigterm_finishes_the_jobs_a_worker_holds_then_it_exits(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        ids = [submit(client, GARMENTS[i % 6], 2000 + i, steps=10) for i in range(4)]
+        deadline = time.monotonic() + WAIT_S
+        while not (held := [i for i in ids if client.get(f"/api/jobs/{i}").json()["step"]]):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        worker = deployment.holder(held[0])
+        assert worker.stop() == 0, worker.log_text()[-3000:]
+        statuses = [wait_job(client, job_id) for job_id in ids]
+    deployment.workers[deployment.workers.index(worker)] = deployment.fleet.worker()
+    assert [s["state"] for s in statuses] == ["succeeded"] * len(ids), statuses
+    view = deployment.queue_view(held[0])
+    assert view is not None and view.attempts_started == 1, view
+
+
 def test_the_system_answers_again_after_a_redis_restart(deployment: Deployment) -> None:
     port = deployment.redis.port
     deployment.redis.stop()
