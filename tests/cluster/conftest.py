@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # bullmq may be missing: the test modules skip then
     from vton.cluster.queue import QueueSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).with_name("node")
+"""The Node bullmq producer (what a NestJS service runs) and its npm packages."""
 
 
 @dataclass
@@ -116,3 +118,14 @@ def fast_settings(url: str, **overrides: object) -> QueueSettings:
 @pytest.fixture
 def settings(redis_server: RedisServer) -> QueueSettings:
     return fast_settings(redis_server.url)
+
+
+@pytest.fixture
+def node() -> str:
+    """The node executable, with Node bullmq installed in NODE_DIR (else the test skips)."""
+    executable = shutil.which("node")
+    if executable is None:
+        pytest.skip("node is not installed")
+    if not (NODE_DIR / "node_modules" / "bullmq").is_dir():
+        pytest.skip(f"Node bullmq is not installed in {NODE_DIR} (scripts/setup.sh installs it)")
+    return executable

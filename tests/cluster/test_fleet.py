@@ -9,9 +9,11 @@ import base64
 import io
 import json
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,7 @@ from PIL import Image
 pytest.importorskip("bullmq")
 
 from tests.api.live import SECRET, register_garment, register_person
-from tests.cluster.conftest import RedisServer, start_redis
+from tests.cluster.conftest import NODE_DIR, RedisServer, start_redis
 from tests.cluster.fleet import Fleet, VtonProcess
 from vton.api.tokens import TokenCodec
 from vton.cluster.queue import JobView, QueueSettings, TryOnQueue
@@ -166,6 +168,41 @@ def test_a_repeated_request_is_a_result_cache_hit(deployment: Deployment, first_
     assert item["image"] == first_run[seed][1]["results"][0]["image"]
 
 
+def test_a_node_producers_job_runs_on_the_workers(deployment: Deployment, node: str) -> None:
+    """What a NestJS service does: enqueue with Node bullmq, wait with QueueEvents; then the
+    API reads the same job, and its image is the PNG under the result's key."""
+    with deployment.client() as client:
+        person = client.get("/api/person").json()["version"]
+        garment = client.get(f"/api/clothing/{GARMENTS[2]}").json()["version"]
+        now = datetime.now(UTC)
+        payload = {
+            "v": 1,
+            "kind": "single",
+            "userId": deployment.user,
+            "person": {"version": person},
+            "garments": [{"clothingId": GARMENTS[2], "version": garment}],
+            "options": {"steps": 3, "seed": 77},
+            "requestedAt": now.isoformat(),
+            "deadline": (now + timedelta(minutes=2)).isoformat(),
+        }
+        job_id = uuid.uuid4().hex
+        command = [node, str(NODE_DIR / "produce.mjs"), deployment.redis.url]
+        command += [deployment.queue_name, "bull", job_id]
+        produced = subprocess.run(
+            command, input=json.dumps(payload).encode(), capture_output=True, timeout=60
+        )
+        assert produced.returncode == 0, produced.stderr
+        seen = json.loads(produced.stdout.decode().strip().splitlines()[-1])
+        assert seen["failedReason"] is None, seen
+        (item,) = seen["returnvalue"]["items"]
+        assert item["state"] == "succeeded" and item["resultKey"].startswith("results/")
+        assert seen["progressEvents"][-1]["step"] == 3
+        status = client.get(f"/api/jobs/{job_id}").json()
+    assert status["state"] == "succeeded"
+    png = base64.b64decode(status["results"][0]["image"])
+    assert png == (deployment.store / item["resultKey"]).read_bytes()
+
+
 def pixel_distance(first_b64: str, second_b64: str) -> int:
     """The largest difference of one channel of one pixel between two base64 PNGs."""
     first, second = (
@@ -306,22 +343,34 @@ def test_sigterm_finishes_the_jobs_a_worker_holds_then_it_exits(deployment: Depl
 
 
 def test_the_system_answers_again_after_a_redis_restart(deployment: Deployment) -> None:
+    """Redis stops: 503; an API process started meanwhile starts anyway; Redis comes back on
+    the same port (empty): both API processes and the workers carry on by themselves."""
     port = deployment.redis.port
     deployment.redis.stop()
-    with deployment.client() as client:
-        down = client.post("/api/jobs", json={"type": "single", "clothingId": GARMENTS[1]})
-        assert down.status_code == 503, down.text
+    late = deployment.fleet.api()
+    try:
+        for api in (deployment.api, late):
+            with deployment.client(api) as client:
+                body = {"type": "single", "clothingId": GARMENTS[1]}
+                down = client.post("/api/jobs", json=body)
+                assert down.status_code == 503, down.text
         deployment.redis = start_redis(deployment.redis_dir, port)
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            response = client.post(
-                "/api/jobs",
-                json={"type": "single", "clothingId": GARMENTS[1], "seed": 4242, "denoiseSteps": 2},
-            )
-            if response.status_code == 202:
-                break
-            assert response.status_code == 503, response.text
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        status = wait_job(client, response.json()["jobId"])
-    assert status["state"] == "succeeded", status
+        for seed, api in enumerate((deployment.api, late)):
+            with deployment.client(api) as client:
+                job_id = submit_when_up(client, seed)
+                events = client.get(f"/api/jobs/{job_id}/events").text
+                assert "event: finished" in events
+                status = wait_job(client, job_id)
+            assert status["state"] == "succeeded", status
+    finally:
+        late.stop()
+
+
+def submit_when_up(client: httpx.Client, seed: int) -> str:
+    body = {"type": "single", "clothingId": GARMENTS[1], "seed": 4242 + seed, "denoiseSteps": 2}
+    deadline = time.monotonic() + WAIT_S
+    while (response := client.post("/api/jobs", json=body)).status_code != 202:
+        assert response.status_code == 503, response.text
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    return response.json()["jobId"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +12,10 @@ pytest.importorskip(
     "bullmq", reason="the `cluster` extra is not installed: pip install -e .[cluster]"
 )
 
+from tests.cluster.conftest import NODE_DIR
 from tests.cluster.jobs import result_for, sample_job
 from tests.cluster.test_queue import run, stepping_handler
 from vton.cluster.queue import QueueSettings, TryOnConsumer
-
-NODE_DIR = Path(__file__).with_name("node")
-
-
-@pytest.fixture
-def node() -> str:
-    executable = shutil.which("node")
-    if executable is None:
-        pytest.skip("node is not installed")
-    if not (NODE_DIR / "node_modules" / "bullmq").is_dir():
-        pytest.skip(f"Node bullmq is not installed in {NODE_DIR} (scripts/setup.sh installs it)")
-    return executable
 
 
 def test_a_node_producers_job_completes_and_its_result_is_readable(

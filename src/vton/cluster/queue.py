@@ -399,14 +399,17 @@ class TryOnEvents:
         self._closing = False
 
     async def start(self) -> None:
-        """Starts listening; every event added after this returns is delivered."""
+        """Starts listening; every event added after this returns is delivered. With Redis
+        down it starts anyway and listens from when Redis answers."""
         client = _producer_client(self.settings)
         try:
             async with _bounded(self.settings, "read the events stream"):
                 last = await client.xrevrange(self.settings.keys["events"], count=1)
+            self._last_id = cast(StreamEntries, last)[0][0] if last else "0-0"
+        except QueueUnavailable as e:
+            log.warning("queue events: %s; listening from when Redis answers", e)
         finally:
             await client.aclose()
-        self._last_id = cast(StreamEntries, last)[0][0] if last else "0-0"
         self._task = asyncio.create_task(self._run(), name="vton-queue-events")
 
     async def close(self) -> None:
