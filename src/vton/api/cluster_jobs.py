@@ -189,21 +189,21 @@ class ClusterJobs:
 
     async def status(self, user_id: str, job_id: str) -> JobStatus:
         view = await self._owned(user_id, job_id)
-        return await run_in_threadpool(self._status, job_id, view, True)
+        return await run_in_threadpool(self._status, job_id, view)
 
     async def cancel(self, user_id: str, job_id: str) -> JobStatus:
         await self._owned(user_id, job_id)
         await self._redis(self.queue.cancel(job_id))
         return await self.status(user_id, job_id)
 
-    def _status(self, job_id: str, view: JobView, images: bool) -> JobStatus:
+    def _status(self, job_id: str, view: JobView) -> JobStatus:
         """The JobStatus of a job as Redis has it (may read PNGs from the store: a thread)."""
         payload = view.payload
         state = self._state(view)
         steps = payload.options.steps if payload else 0
         n_items = len(payload.garments) if payload else 0
         if view.result is not None:
-            results = [self._item(item, images) for item in view.result.items]
+            results = [self._item(item) for item in view.result.items]
         else:
             results = [
                 JobItem(index=i, clothing_id=garment.clothing_id, state=state, success=False)
@@ -233,10 +233,10 @@ class ClusterJobs:
             return JobState.SUCCEEDED if ok else JobState.FAILED
         return STATES[view.state]
 
-    def _item(self, item: ItemResult, images: bool) -> JobItem:
+    def _item(self, item: ItemResult) -> JobItem:
         succeeded = item.state == "succeeded" and item.result_key is not None
         image = None
-        if succeeded and images and item.result_key is not None:
+        if succeeded and item.result_key is not None:
             image = presenters.b64(self._service().loader.store.get(item.result_key))
         return JobItem(
             index=item.index,
@@ -313,7 +313,7 @@ class ClusterJobs:
         mode)."""
         if view is None:
             raise NotRegistered(f"job {job_id!r} not found")
-        status = await run_in_threadpool(self._status, job_id, view, True)
+        status = await run_in_threadpool(self._status, job_id, view)
         chunks = [sse("item", item) for item in status.results]
         chunks.append(sse("finished", status.model_copy(update={"results": []}), event_id))
         return "".join(chunks)
