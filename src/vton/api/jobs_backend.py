@@ -10,7 +10,7 @@ The routes call one JobsBackend and never ask which it is.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from fastapi import Request
@@ -61,7 +61,7 @@ class JobsBackend(Protocol):
         ...
 
 
-def sse(event: str, data: ApiModel | dict[str, object], event_id: str | None = None) -> str:
+def sse(event: str, data: ApiModel | Mapping[str, object], event_id: str | None = None) -> str:
     payload = data.model_dump_json() if isinstance(data, ApiModel) else json.dumps(data)
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {payload}\n\n"
