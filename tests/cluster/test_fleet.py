@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import shutil
 import subprocess
@@ -17,9 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("bullmq")
 
@@ -36,7 +33,7 @@ GARMENTS = [f"shirt-{i}" for i in range(6)]
 
 
 class Deployment:
-    def __init__(self, tmp: Path, model: Path) -> None:
+    def __init__(self, tmp: Path, model: Path, max_batch: int = MAX_BATCH) -> None:
         self.tmp = tmp
         self.redis_dir = tmp / "redis"
         self.redis_dir.mkdir()
@@ -52,7 +49,7 @@ class Deployment:
                 "VTON_STORE": f"file://{self.store}",
                 "VTON_JWT_SECRET": SECRET,
                 "VTON_DEVICES": "cpu",
-                "VTON_MAX_BATCH": str(MAX_BATCH),
+                "VTON_MAX_BATCH": str(max_batch),
                 "VTON_BATCH_WINDOW_MS": "300",
                 "VTON_RESULT_CACHE_BYTES": "1",  # nothing kept in memory: reruns read the store
                 "VTON_REDIS_URL": self.redis.url,
@@ -106,6 +103,18 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
 ) -> Iterator[Deployment]:
     deployment = Deployment(tmp_path_factory.mktemp("fleet"), tiny_model_dir)
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture(scope="module")
+def unbatched(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+) -> Iterator[Deployment]:
+    """Workers that run one sample a batch: a sample's image then does not depend on what it
+    was batched with (across batch compositions the engine agrees to 1e-5, which can move a PNG
+    level by 1), so a rerun after a kill must give the same bytes."""
+    deployment = Deployment(tmp_path_factory.mktemp("unbatched"), tiny_model_dir, max_batch=1)
     yield deployment
     deployment.close()
 
@@ -203,20 +212,11 @@ def test_a_node_producers_job_runs_on_the_workers(deployment: Deployment, node: 
     assert png == (deployment.store / item["resultKey"]).read_bytes()
 
 
-def pixel_distance(first_b64: str, second_b64: str) -> int:
-    """The largest difference of one channel of one pixel between two base64 PNGs."""
-    first, second = (
-        np.asarray(Image.open(io.BytesIO(base64.b64decode(b))), dtype=np.int16)
-        for b in (first_b64, second_b64)
-    )
-    return int(np.abs(first - second).max())
-
-
-def test_a_killed_workers_jobs_finish_once_with_the_same_images(
-    deployment: Deployment, first_run: dict
-) -> None:
-    forget_results(deployment)
-    with deployment.client() as client:
+def test_a_killed_workers_jobs_finish_once_with_the_same_images(unbatched: Deployment) -> None:
+    forget_results(unbatched)
+    before = run_jobs(unbatched, SEEDS)
+    forget_results(unbatched)
+    with unbatched.client() as client:
         ids = {seed: submit(client, GARMENTS[seed % len(GARMENTS)], seed) for seed in SEEDS}
         deadline = time.monotonic() + WAIT_S
         while True:
@@ -225,24 +225,19 @@ def test_a_killed_workers_jobs_finish_once_with_the_same_images(
                 break
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        victim = deployment.holder(progressed[0])
+        victim = unbatched.holder(progressed[0])
         victim.kill()
         statuses = {seed: wait_job(client, job_id) for seed, job_id in ids.items()}
-    index = deployment.workers.index(victim)
-    deployment.workers[index] = deployment.fleet.worker()
-    rerun = identical = 0
+    unbatched.workers[unbatched.workers.index(victim)] = unbatched.fleet.worker()
+    rerun = 0
     for seed, status in statuses.items():
         assert status["state"] == "succeeded", (status["error"], status["results"][0]["error"])
-        before = first_run[seed][1]["results"][0]["image"]
-        assert pixel_distance(status["results"][0]["image"], before) <= 1, f"seed {seed}"
-        identical += status["results"][0]["image"] == before
-        view = deployment.queue_view(ids[seed])
-        assert view is not None
+        (item,) = status["results"]
+        assert item["image"] == before[seed][1]["results"][0]["image"], f"seed {seed}"
+        view = unbatched.queue_view(ids[seed])
+        assert view is not None and view.state == "completed"
         rerun += view.attempts_started > 1
     assert rerun >= 1, "the killed worker held no running job"
-    # A sample's image is bit-identical at equal batch composition; across compositions the
-    # engine agrees to 1e-5 (tests/engine/test_pipeline.py), which can move a PNG level by 1.
-    assert identical >= len(SEEDS) // 2, identical
 
 
 def read_events(response: httpx.Response, limit: int | None = None) -> list[tuple[str, str, dict]]:
