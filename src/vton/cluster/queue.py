@@ -78,6 +78,8 @@ ENQUEUE_NONCE = "vtonEnqueueNonce"
 StreamEntries = list[tuple[str, dict[str, str]]]
 STALLED_REASON = "job stalled more than allowable limit"
 """The failedReason bullmq writes for a job that stalled more than max_stalled_count times."""
+EVENTS_BLOCK_MS = 1000
+"""How long one read of the events stream blocks: the longest a TryOnEvents.close waits."""
 
 
 @dataclass(frozen=True)
@@ -413,13 +415,20 @@ class TryOnEvents:
         self._task = asyncio.create_task(self._run(), name="vton-queue-events")
 
     async def close(self) -> None:
+        """Stops listening within about one blocking read. The read is not cancelled: redis-py
+        8.1 can swallow the cancellation of a blocked XREAD and wait on its socket for ever
+        (bullmq's QueueEvents.close does cancel it); the loop ends after its current read."""
         self._closing = True
         if self._listener is not None:
-            await self._listener.close()
+            self._listener.closing = True
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), EVENTS_BLOCK_MS / 1000 + 5.0)
+            except TimeoutError:
+                log.warning("queue events: the listener did not stop; cancelling it")
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
 
     @contextmanager
     def subscribe(self, job_id: str | None = None) -> Iterator[asyncio.Queue[QueueEvent]]:
@@ -440,7 +449,7 @@ class TryOnEvents:
                     "prefix": self.settings.prefix,
                     "autorun": False,
                     "lastEventId": self._last_id,
-                    "blockingTimeout": 5000,
+                    "blockingTimeout": EVENTS_BLOCK_MS,
                 },
             )
             errors: list[Exception] = []
@@ -453,7 +462,7 @@ class TryOnEvents:
             except Exception as e:  # e.g. the version check while Redis is down
                 errors.append(e)
             finally:
-                await listener.close()
+                await listener.redisConnection.close()  # not listener.close(): see close()
             if not self._closing:
                 cause = errors[-1] if errors else "stopped"
                 log.warning("queue events: %s; reconnecting in %.1fs", cause, self._retry_s)

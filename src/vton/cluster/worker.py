@@ -15,14 +15,15 @@ from prometheus_client import CollectorRegistry
 from vton.cluster.handler import TryOnHandler
 from vton.cluster.queue import TryOnConsumer, prefetch_concurrency, queue_settings
 from vton.config import Settings
-from vton.service import Service
+from vton.service import LoadEngine, Service
+from vton.service.engine import load_engine
 
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT."""
-    service = await asyncio.to_thread(Service.build, settings, CollectorRegistry())
+async def run_worker(settings: Settings, load: LoadEngine = load_engine) -> None:
+    """Runs until SIGTERM or SIGINT; `load` builds one device's engine (benchmarks swap it)."""
+    service = await asyncio.to_thread(Service.build, settings, CollectorRegistry(), load)
     try:
         queue = queue_settings(settings)
         concurrency = prefetch_concurrency(settings.max_batch, len(service.engines))
