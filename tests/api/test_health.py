@@ -19,6 +19,7 @@ def test_health_and_ready(server: LiveServer) -> None:
     assert body["ready"] and body["modelLoaded"] and body["warmedUp"] and body["storeReachable"]
     assert body["personPreprocessing"]  # the tiny model's ckpt/ stand-ins
     assert body["devices"] == ["cpu"]
+    assert body["tinyModel"]  # the page then says that its images are noise
 
 
 def test_metrics_cover_http_queue_batches_phases_and_caches(
