@@ -258,10 +258,11 @@ def test_errors_show_the_api_message(gated_server: GatedServer, new_page: NewPag
         register_garment(client, "a")
     page = new_page()
 
-    open_as(page, gated_server, user, "&job=0123456789abcdef")  # no such job
     status = page.locator("#progress-text")
-    expect(status).to_have_text(re.compile(r"^NotRegistered: .*job"))
-    expect(page.locator("#tryon")).to_be_enabled()
+    for named in ("&job=0123456789abcdef", "#job=0123456789abcdef"):  # no such job
+        open_as(page, gated_server, user, named)
+        expect(status).to_have_text(re.compile(r"^NotRegistered: .*job"))
+        expect(page.locator("#tryon")).to_be_enabled()
 
     page.locator(".garment-check").check()
     page.fill("#steps", "0")
@@ -349,3 +350,37 @@ def test_phone_width_has_no_horizontal_scroll(
         == '"diffusion ms"'
     )
     screenshot(page, "phone-390px")
+
+
+def test_a_result_image_comes_from_its_url_else_its_base64(
+    gated_server: GatedServer, new_page: NewPage
+) -> None:
+    """results.js's imageSource: an item's imageUrl fetched with the token (here answered by the
+    browser with a JPEG), else a data: URI of its base64."""
+    page = new_page()
+    open_as(page, gated_server, new_user())
+    sent: list[str | None] = []
+
+    def answer(route: Any) -> None:
+        sent.append(route.request.headers.get("authorization"))
+        route.fulfill(status=200, content_type="image/jpeg", body=b"\xff\xd8\xff\xe0 a jpeg")
+
+    page.route("**/api/jobs/some-job/results/0", answer)
+    sources = page.evaluate(
+        """async () => {
+            const { imageSource } = await import("/static/results.js");
+            const png = "iVBORw0KGgoAAAANSUhEUg==";
+            return [
+                await imageSource({ imageUrl: "/api/jobs/some-job/results/0", image: png }),
+                await imageSource({ image: png }),
+                await imageSource({ state: "running" }),
+            ];
+        }"""
+    )
+    assert sources[0]["src"].startswith("blob:") and sources[0]["type"] == "image/jpeg"
+    assert sent == [f"Bearer {page.input_value('#token')}"]
+    assert sources[1] == {
+        "src": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==",
+        "type": "image/png",
+    }
+    assert sources[2] is None

@@ -58,10 +58,15 @@ export async function api(method, path, body) {
   return response.status === 204 ? null : response.json();
 }
 
-// An image the API serves behind the token (an <img> cannot send it), as an object URL.
-export async function authorizedImage(path) {
+// An image the API serves behind the token (an <img> cannot send it), as a Blob.
+export async function imageBlob(path) {
   const response = await send(path, { headers: headers(false) });
-  return URL.createObjectURL(await response.blob());
+  return response.blob();
+}
+
+// The same as an object URL, for an <img>.
+export async function authorizedImage(path) {
+  return URL.createObjectURL(await imageBlob(path));
 }
 
 export function fileDataUrl(input) {

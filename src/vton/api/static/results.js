@@ -1,6 +1,6 @@
 // The results table (one row per item: state, each phase's milliseconds, batch size, cached,
 // the image) and the full-size viewer.
-import { authorizedImage, errorText } from "./api.js";
+import { errorText, imageBlob } from "./api.js";
 import { $ } from "./dom.js";
 
 const PHASES = ["queue", "artifacts", "encode", "diffusion", "decode", "png", "total"];
@@ -11,16 +11,23 @@ function mimeOf(base64) {
   return MIME.find(([prefix]) => base64.startsWith(prefix))?.[1] ?? "image/png";
 }
 
-// Where a result's image comes from, the one place that decides: its URL when the API gives
-// one (fetched with the token, which an <img> cannot send), else the base64 the item carries.
+// Where a result's image comes from, the one place that decides: its imageUrl when the API
+// gives one (fetched with the token, which an <img> cannot send), else the base64 the item
+// carries; null when it has neither yet. Returns the source for an <img> and its MIME type.
 export async function imageSource(item) {
-  if (item.url) return authorizedImage(item.url);
-  if (item.image) return `data:${mimeOf(item.image)};base64,${item.image}`;
+  if (item.imageUrl) {
+    const blob = await imageBlob(item.imageUrl);
+    return { src: URL.createObjectURL(blob), type: blob.type };
+  }
+  if (item.image) {
+    const type = mimeOf(item.image);
+    return { src: `data:${type};base64,${item.image}`, type };
+  }
   return null;
 }
 
-function extensionOf(source, fallback = "png") {
-  return /^data:image\/(\w+)/.exec(source)?.[1]?.replace("jpeg", "jpg") ?? fallback;
+function extensionOf(type) {
+  return { "image/jpeg": "jpg", "image/webp": "webp" }[type] ?? "png";
 }
 
 // A state and its error, without the error that only repeats that it was cancelled.
@@ -73,8 +80,8 @@ export async function showItem(jobId, item) {
   try {
     const source = await imageSource(item);
     if (!source) { delete tr.dataset.image; return; }
-    const name = `tryon-${jobId}-${item.index + 1}-${item.clothingId ?? "inline"}.${extensionOf(source)}`;
-    tr.cells[12].replaceChildren(...resultControls(source, name, item));
+    const name = `tryon-${jobId}-${item.index + 1}-${item.clothingId ?? "inline"}.${extensionOf(source.type)}`;
+    tr.cells[12].replaceChildren(...resultControls(source.src, name, item));
     tr.dataset.image = "shown";
   } catch (error) {
     delete tr.dataset.image;
