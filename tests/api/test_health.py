@@ -46,7 +46,7 @@ def test_metrics_cover_http_queue_batches_phases_and_caches(
 def test_the_test_page_is_served(server: LiveServer) -> None:
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200 and "vton test page" in page.text
-    for module in ("app", "api", "dom", "person", "garments", "job", "results"):
+    for module in ("app", "api", "dom", "person", "garments", "job", "jobs-list", "results"):
         script = httpx.get(f"{server.url}/static/{module}.js")
         assert script.status_code == 200, module
         assert "javascript" in script.headers["content-type"], module  # a module needs it

@@ -7,6 +7,7 @@ phone-width layout. Screenshots go to pytest's tmp_path and /tmp/vton-page-shots
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,36 @@ def test_a_result_image_comes_from_its_url_else_its_base64(
         "type": "image/png",
     }
     assert sources[2] is None
+
+
+def test_a_recent_job_shows_from_the_job_list(gated_server: GatedServer, new_page: NewPage) -> None:
+    """The list of GET /api/jobs (answered here by the browser, in the jobs API's JobList
+    shape, naming a real job): Show loads that job's results."""
+    from playwright.sync_api import expect
+
+    user = new_user()
+    with client_of(gated_server, user) as client:
+        register_person(client)
+        register_garment(client, "a")
+        job = client.post("/api/jobs", json={"type": "single", "clothingId": "a", "seed": 3})
+        assert job.status_code == 202, job.text
+        job_id = job.json()["jobId"]
+        deadline = time.monotonic() + WAIT_S
+        while (status := client.get(f"/api/jobs/{job_id}").json())["state"] != "succeeded":
+            assert status["state"] in ("queued", "running"), status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+    listed = {key: status[key] for key in ("jobId", "type", "state", "createdAt")}
+    page = new_page()
+    page.route(
+        lambda url: url.endswith("/api/jobs?limit=10"),
+        lambda route: route.fulfill(json={"jobs": [{**listed, "results": []}]}),
+    )
+    open_as(page, gated_server, user)
+    expect(page.locator("#jobs li")).to_have_count(1)
+    expect(page.locator("#jobs li")).to_contain_text(f"{job_id} single, succeeded")
+    page.get_by_role("button", name=f"show job {job_id}").click()
+    expect(page.locator("#job-line")).to_have_text(f"Job {job_id} (single): succeeded")
+    expect(page.locator("#results tr.succeeded")).to_have_count(1)
+    expect(page.locator("#results .thumb img")).to_have_count(1)
+    assert f"job={job_id}" in page.url

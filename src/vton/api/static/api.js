@@ -86,31 +86,34 @@ export function errorText(error) {
   return typeof error === "string" ? error : "unexpected error";
 }
 
-// One server-sent event block ("event:", "data:" lines; ":" comments ignored) as [name, data].
+// One server-sent event block ("id:", "event:", "data:" lines; ":" comments ignored).
 function parseEvent(block) {
-  let name = "message";
-  const data = [];
+  const event = { id: null, name: "message", data: [] };
   for (const line of block.split("\n")) {
     if (line.startsWith(":")) continue;
     const colon = line.indexOf(":");
     const field = colon < 0 ? line : line.slice(0, colon);
     const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    if (field === "event") name = value;
-    else if (field === "data") data.push(value);
+    if (field === "id") event.id = value;
+    else if (field === "event") event.name = value;
+    else if (field === "data") event.data.push(value);
   }
-  return data.length ? [name, JSON.parse(data.join("\n"))] : null;
+  return event;
 }
 
-// Server-sent events over fetch (an EventSource cannot send the Authorization header); returns
-// when the server ends the stream.
-export async function followEvents(path, onEvent) {
-  const response = await send(path, { headers: headers(false) });
+// Server-sent events over fetch (an EventSource cannot send the Authorization header), from
+// after `lastEventId` when given; returns the last event id seen when the server ends the
+// stream.
+export async function followEvents(path, onEvent, lastEventId = null) {
+  const init = { headers: headers(false) };
+  if (lastEventId !== null) init.headers["Last-Event-ID"] = lastEventId;
+  const response = await send(path, init);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return lastEventId;
     buffer += decoder.decode(value, { stream: true });
     // CRLF or CR line ends as LF; a CR at the very end may be the first half of a CRLF
     const cut = buffer.endsWith("\r") ? buffer.length - 1 : buffer.length;
@@ -119,7 +122,8 @@ export async function followEvents(path, onEvent) {
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const event = parseEvent(buffer.slice(0, end));
       buffer = buffer.slice(end + 2);
-      if (event) onEvent(...event);
+      if (event.id !== null) lastEventId = event.id;
+      if (event.data.length) onEvent(event.name, JSON.parse(event.data.join("\n")));
     }
   }
 }

@@ -2,6 +2,7 @@
 import { $ } from "./dom.js";
 import { refreshGarments, registerGarment } from "./garments.js";
 import { cancelJob, resumeFromAddress, submitJob } from "./job.js";
+import { loadJobList } from "./jobs-list.js";
 import { loadPerson, registerPerson } from "./person.js";
 import { initViewer } from "./results.js";
 
@@ -17,6 +18,7 @@ function loadAccount() {
   if (!$("token").value.trim()) return;
   loadPerson();
   refreshGarments();
+  loadJobList();
 }
 
 $("token").value = new URLSearchParams(location.search).get("token")

@@ -12,12 +12,16 @@ let currentJob = null;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const jobPath = (jobId) => `/api/jobs/${encodeURIComponent(jobId)}`;
 
-// Try on is disabled while a job runs (one job at a time from this page), Cancel only then.
+// Try on is disabled while a job runs (one job at a time from this page), Cancel only then;
+// other panels hear of it as a "vton:job" event ({running} in its detail).
 function setCurrentJob(jobId) {
   currentJob = jobId;
   $("tryon").disabled = jobId !== null;
   $("cancel").disabled = jobId === null;
+  document.dispatchEvent(new CustomEvent("vton:job", { detail: { running: jobId !== null } }));
 }
+
+export const jobRunning = () => currentJob !== null;
 
 function rememberJob(jobId) {
   const url = new URL(location.href);
@@ -82,9 +86,12 @@ async function follow(jobId) {
   try {
     let status = await api("GET", jobPath(jobId));
     showStatus(status);
+    let lastEventId = null;
     while (!FINISHED.has(status.state)) {
       try {
-        await followEvents(`${jobPath(jobId)}/events`, (event, data) => onEvent(jobId, event, data));
+        lastEventId = await followEvents(
+          `${jobPath(jobId)}/events`, (event, data) => onEvent(jobId, event, data), lastEventId,
+        );
       } catch (error) {
         if (error instanceof ApiError && error.status >= 400 && error.status < 500) throw error;
         await sleep(RETRY_MS);  // the server went away for a moment: ask again
@@ -153,11 +160,16 @@ export async function cancelJob() {
   }
 }
 
-// After a reload: back to the job the address names, finished or not.
+// A job by its id, finished or not: its results, and its events while it runs.
+export function showJob(jobId) {
+  if (currentJob) return;
+  startView();
+  show("progress-text", "loading...");
+  follow(jobId);
+}
+
+// After a reload: back to the job the address names.
 export function resumeFromAddress() {
   const jobId = jobInAddress();
-  if (!jobId) return;
-  startView();
-  show("progress-text", "resuming...");
-  follow(jobId);
+  if (jobId) showJob(jobId);
 }
