@@ -19,6 +19,7 @@ def test_health_and_ready(server: LiveServer) -> None:
     assert body["ready"] and body["modelLoaded"] and body["warmedUp"] and body["storeReachable"]
     assert body["personPreprocessing"]  # the tiny model's ckpt/ stand-ins
     assert body["devices"] == ["cpu"]
+    assert body["tinyModel"]  # the page then says that its images are noise
 
 
 def test_metrics_cover_http_queue_batches_phases_and_caches(
@@ -45,8 +46,11 @@ def test_metrics_cover_http_queue_batches_phases_and_caches(
 def test_the_test_page_is_served(server: LiveServer) -> None:
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200 and "vton test page" in page.text
-    script = httpx.get(f"{server.url}/static/app.js")
-    assert script.status_code == 200 and "/api/jobs" in script.text
+    for module in ("app", "api", "dom", "person", "garments", "job", "jobs-list", "results"):
+        script = httpx.get(f"{server.url}/static/{module}.js")
+        assert script.status_code == 200, module
+        assert "javascript" in script.headers["content-type"], module  # a module needs it
+    assert "/api/jobs" in httpx.get(f"{server.url}/static/job.js").text
 
 
 def test_one_structured_log_line_per_request(

@@ -247,6 +247,7 @@ class ClusterJobs:
             error=f"{item.error_code}: {item.error_message}" if item.error_code else None,
             result_cached=item.cached,
             timings=Timings(**item.timings.model_dump()) if succeeded else None,
+            batch_size=item.batch_size,
         )
 
     # -- events ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ def timings(tryon: TryOn, view: ItemView, total_ms: float) -> Timings:
     phases: Mapping[str, float] = view.result.timings_ms if view.result else {}
     return Timings(
         artifacts=tryon.request.artifacts_ms,
+        png=phases.get("png", 0.0),
         total=total_ms,
         **{phase: phases.get(phase, 0.0) for phase in PHASES},
     )
@@ -96,6 +97,7 @@ def job_item(tryon: TryOn, index: int, view: ItemView, total_ms: float) -> JobIt
         error=describe(view.error),
         result_cached=bool(view.result and view.result.cached),
         timings=timings(tryon, view, total_ms) if view.png is not None else None,
+        batch_size=(view.result.batch_size or None) if view.result else None,
     )
 
 

@@ -10,8 +10,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vton.api.deps import RuntimeDep
 from vton.api.schemas.health import Alive, Readiness
+from vton.engine.tiny import UNET_CONFIG
+from vton.service import Service
 
 router = APIRouter(tags=["health"])
+
+
+def runs_tiny_model(service: Service) -> bool:
+    """The loaded networks have the tiny model's widths (no real checkpoint has them)."""
+    tiny = tuple(UNET_CONFIG["block_out_channels"])
+    return any(
+        tuple(engine.pipeline.model.tryon_net.config.block_out_channels) == tiny
+        for engine in service.engines
+    )
 
 
 @router.get("/health", response_model=Alive)
@@ -42,6 +53,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         store_reachable=store_ok,
         person_preprocessing=service.preprocessing,
         devices=[engine.device for engine in service.engines],
+        tiny_model=runs_tiny_model(service),
         detail=None if store_ok else "the store does not answer",
     )
     if store_ok:

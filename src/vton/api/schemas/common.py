@@ -82,13 +82,14 @@ class TryOnOptionsIn(ApiModel):
 
 class Timings(ApiModel):
     """Milliseconds per phase: loading artifacts, waiting in the queue, the engine's encode,
-    diffusion and decode, and the whole request."""
+    diffusion and decode, encoding the PNG, and the whole request."""
 
     artifacts: float = 0.0
     queue: float = 0.0
     encode: float = 0.0
     diffusion: float = 0.0
     decode: float = 0.0
+    png: float = 0.0
     total: float = 0.0
 
 

@@ -20,4 +20,8 @@ class Readiness(ApiModel):
         False, description="A person registers from a photo alone (the weights are loaded)."
     )
     devices: list[str] = Field(default_factory=list)
+    tiny_model: bool = Field(
+        False,
+        description="The model is `vton make-tiny-model`'s random weights: its images are noise.",
+    )
     detail: str | None = None

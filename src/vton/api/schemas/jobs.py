@@ -38,6 +38,9 @@ class JobItem(ApiModel):
     error: str | None = None
     result_cached: bool = False
     timings: Timings | None = None
+    batch_size: int | None = Field(
+        None, description="Samples in the engine batch that made the image; absent when cached."
+    )
 
 
 class JobStatus(ApiModel):
