@@ -357,7 +357,7 @@ def main() -> None:
     store = work / "store"
     refs = register_users(LocalStore(store), args.users, (args.width, args.height))
     redis = start_redis(work)
-    rows = []
+    rows, seeds = [], 0
     try:
         for count in counts:
             queue = f"bench-{count}-{uuid.uuid4().hex[:6]}"
@@ -365,8 +365,12 @@ def main() -> None:
             workers = start_workers(args, env, count, work)
             settings = QueueSettings(url=redis.url, name=queue)
             try:
-                asyncio.run(run_round(settings, make_jobs(refs, len(refs), args.steps, 0)))
-                jobs = make_jobs(refs, args.jobs_per_worker * count, args.steps, len(refs))
+                # fresh seeds every round: a repeated request would be a result-cache hit
+                warm = make_jobs(refs, len(refs), args.steps, seeds)
+                seeds += len(warm)
+                asyncio.run(run_round(settings, warm))
+                jobs = make_jobs(refs, args.jobs_per_worker * count, args.steps, seeds)
+                seeds += len(jobs)
                 rows.append((count, asyncio.run(run_round(settings, jobs))))
             finally:
                 stop(workers)
