@@ -10,8 +10,9 @@ bash scripts/setup.sh
 export VTON_MODEL_PATH=${VTON_MODEL_PATH:-var/tiny-model}
 if [ ! -d "$VTON_MODEL_PATH/unet" ]; then
   .venv/bin/vton make-tiny-model "$VTON_MODEL_PATH"
-elif [ "$VTON_MODEL_PATH" = var/tiny-model ] && [ ! -d var/tiny-model/ckpt ]; then
-  .venv/bin/vton make-tiny-model var/tiny-model  # made before the preprocessing stand-ins
+elif [ "$VTON_MODEL_PATH" = var/tiny-model ] \
+  && { [ ! -d var/tiny-model/ckpt ] || [ ! -f var/tiny-model/vton-tiny-model.json ]; }; then
+  .venv/bin/vton make-tiny-model var/tiny-model  # made before the stand-ins or its own frame
 fi
 .venv/bin/python scripts/demo_inputs.py var/demo
 exec .venv/bin/vton serve "$@"

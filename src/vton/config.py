@@ -6,13 +6,16 @@ One flat class: add a field with a default, bounds and a one-line docstring.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _GiB = 1024**3
+TINY_MODEL_FRAME_FILE = "vton-tiny-model.json"
+"""Written by `vton make-tiny-model` into its checkpoint: the tiny model's working frame."""
 
 
 class Settings(BaseSettings):
@@ -133,7 +136,9 @@ class Settings(BaseSettings):
     0 (the default) turns it off."""
 
     width: int = Field(768, ge=32, le=2048)
-    """Working width of a try-on (the engine's output); a multiple of the model's size factor."""
+    """Working width of a try-on (the engine's output); a multiple of the model's size factor.
+    Unset with both it and the height: the tiny model's own frame (384 x 512) for a model folder
+    written by `vton make-tiny-model`, else 768."""
 
     height: int = Field(1024, ge=32, le=2048)
     """Working height of a try-on; 3:4 with the width is what the model was trained on."""
@@ -177,6 +182,16 @@ class Settings(BaseSettings):
 
     warmup: bool = True
     """Run one small try-on per device at start, so /ready means ready to answer fast."""
+
+    @model_validator(mode="after")
+    def _tiny_model_frame(self) -> Settings:
+        """The tiny model's own working frame when neither VTON_WIDTH nor VTON_HEIGHT is set:
+        its images are noise at any size, and 768 x 1024 takes it tens of seconds on a CPU."""
+        frame_file = self.model_path / TINY_MODEL_FRAME_FILE
+        if not {"width", "height"} & self.model_fields_set and frame_file.is_file():
+            frame = json.loads(frame_file.read_text())
+            self.width, self.height = int(frame["width"]), int(frame["height"])
+        return self
 
     def preprocess_weights(self) -> Path | None:
         """The person preprocessing weights folder in force, or None when it is off."""

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from vton.api.errors import install_error_handlers
@@ -48,7 +49,9 @@ def create_app(
             await runtime.jobs.close()
             await run_in_threadpool(runtime.close)
 
-    app = FastAPI(title="vton", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc with the swagger-ui and redoc bundles from the fastapi-offline package,
+    # served from /static-offline-docs: the pages work without internet.
+    app = FastAPIOffline(title="vton", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(

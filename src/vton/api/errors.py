@@ -19,18 +19,21 @@
         ├── OutOfMemory ............... 503
         └── NonFiniteOutput, EngineFailed 500
 
-Every error answers `{"error": <type name>, "detail": <message>}`; an unexpected exception is
-logged with its traceback and answers 500 without details.
+Every error answers `{"error": <type name>, "detail": <message>}`, also the router's own (an
+unknown route 404 `NotFound`, a method the route lacks 405 `MethodNotAllowed` with `Allow`); an
+unexpected exception is logged with its traceback and answers 500 without details.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from vton.errors import (
     Busy,
@@ -112,6 +115,9 @@ def validation_message(exc: RequestValidationError) -> str:
     """One line per problem, `where: what` (never echoing the input: it may be an image)."""
     parts = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":  # loc: ("body", offset)
+            parts.append(f"body: not valid JSON ({error.get('ctx', {}).get('error', 'invalid')})")
+            continue
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
@@ -127,6 +133,18 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidInput(validation_message(exc)))
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """The router's and Starlette's own errors (unknown route, method not allowed) in the API's
+    shape: the status phrase as the type, e.g. `NotFound`."""
+    assert isinstance(exc, HTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = str(exc.detail)
+    if detail == phrase:  # the router's own: say what was asked
+        detail = f"{phrase.lower()}: {request.method} {request.url.path}"
+    body = {"error": "".join(phrase.title().split()), "detail": detail}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": "InternalError", "detail": "internal error"}, status_code=500)
@@ -135,4 +153,5 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VtonError, _vton_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from vton.api.schemas.common import TryOnOptionsIn
 from vton.engine.types import SchedulerName
 from vton.errors import InvalidInput
+from vton.preprocess.inputs import check_min_side
 from vton.service.finish import Framing
 from vton.service.tryon import InlineImages, TryOn, TryOnOptions
 from vton.store.ids import Category
@@ -71,6 +72,8 @@ class InlineForm:
 
         def decode_and_submit() -> TryOn:
             with service.catalog.uploads.decoded(uploads) as decoded:
+                for name in ("person", "garment"):
+                    check_min_side(decoded[name], name)
                 images = InlineImages(
                     description=self.description, category=self.category, **decoded
                 )

@@ -2,7 +2,9 @@
 
 Same folder layout, config keys and weight names as `yisol/IDM-VTON` (the Resampler and IP keys
 in the original naming, the text encoder under `text_model.`), only tiny: a 128x96 try-on runs on
-a laptop CPU in well under a second. Its images are noise; it proves the plumbing.
+a laptop CPU in well under a second. Its images are noise; it proves the plumbing. The service
+runs it at its own working frame, WORKING_FRAME (written to TINY_MODEL_FRAME_FILE), unless
+VTON_WIDTH / VTON_HEIGHT say otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from vton.config import TINY_MODEL_FRAME_FILE
 from vton.engine.attention import GarmentFeatureBank
 from vton.engine.checkpoint import install_tryon_processors
 from vton.engine.keys import RESAMPLER_PREFIX, ip_keys_from_diffusers, resampler_from_diffusers
@@ -34,6 +37,9 @@ TEXT_HIDDEN = 32
 IMAGE_HIDDEN = 32
 CROSS_ATTENTION_DIM = 2 * TEXT_HIDDEN  # text_encoder + text_encoder_2 hidden sizes
 NUM_IP_TOKENS = 16
+WORKING_FRAME = (384, 512)
+"""The tiny model's working frame (width, height): a 20-step try-on in ~2.5 s on a 2-core CPU,
+where 768 x 1024 takes 17-38 s (bench/NOTES.md, "Session 10: embedded default")."""
 
 UNET_CONFIG: dict[str, Any] = {
     "_class_name": "UNet2DConditionModel",
@@ -263,6 +269,9 @@ def make_tiny_model(path: str | Path, seed: int = 0) -> Path:
     vocab_size = write_tokenizer(path / "tokenizer", pad_token="<|endoftext|>")
     write_tokenizer(path / "tokenizer_2", pad_token="!")
     _write_json(path / "model_index.json", MODEL_INDEX)
+    width, height = WORKING_FRAME
+    about = "random weights (vton make-tiny-model): its images are noise"
+    _write_json(path / TINY_MODEL_FRAME_FILE, {"width": width, "height": height, "about": about})
     _write_json(path / "scheduler" / "scheduler_config.json", SCHEDULER_CONFIG)
 
     _write_json(path / "unet" / "config.json", TRYON_CONFIG)

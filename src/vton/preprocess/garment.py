@@ -10,7 +10,7 @@ from PIL import Image
 from vton.engine.types import TextEmbeddings
 from vton.errors import CorruptArtifact
 from vton.preprocess.fit import fit_photo
-from vton.preprocess.inputs import check_description
+from vton.preprocess.inputs import check_description, check_min_side
 from vton.preprocess.manifest import GarmentManifest, new_version
 from vton.store import keys
 from vton.store.base import Store, put_all
@@ -51,6 +51,7 @@ def register_garment(
     check_id("clothing_id", clothing_id)
     description = check_description(description)
     category = Category.parse(category)
+    check_min_side(photo, "image")
     image, fit = fit_photo(photo)
     text = encoder.encode_garment(description)
     version = new_version()

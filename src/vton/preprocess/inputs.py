@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from io import BytesIO
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vton.errors import ImageTooLarge, InvalidInput
 from vton.preprocess.fit import HEIGHT, WIDTH
@@ -13,6 +13,8 @@ from vton.preprocess.fit import HEIGHT, WIDTH
 MAX_PIXELS = 4096 * 4096
 """Pixels an image may have at most (VTON_MAX_IMAGE_PIXELS): the 768 x 1024 working frame
 with ample headroom; refuses decompression bombs before decoding."""
+MIN_IMAGE_SIDE = 64
+"""Pixels an image must have at least a side: no model reads a person or a garment off fewer."""
 MASK_MODES = ("1", "L")
 POSE_MODES = ("RGB",)
 MASK_FLATTENED = ("LA", "P", "PA")
@@ -40,11 +42,22 @@ def open_image(data: bytes, what: str, max_pixels: int = MAX_PIXELS) -> Image.Im
             image = Image.open(BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"{what}: too many pixels ({e})") from None
+    except UnidentifiedImageError:  # its message shows the BytesIO's repr
+        raise InvalidInput(f"{what}: not a readable image (no image format recognised)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise InvalidInput(f"{what}: not a readable image ({e})") from e
     if image.width * image.height > max_pixels:
         raise ImageTooLarge(f"{what}: {image.width}x{image.height} is over {max_pixels} pixels")
     return image
+
+
+def check_min_side(image: Image.Image, what: str) -> None:
+    """InvalidInput when a person photo or garment image is under MIN_IMAGE_SIDE a side."""
+    if min(image.size) < MIN_IMAGE_SIDE:
+        raise InvalidInput(
+            f"{what}: {image.width}x{image.height} is too small "
+            f"(at least {MIN_IMAGE_SIDE} px a side)"
+        )
 
 
 def read_image(data: bytes, what: str, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -22,6 +22,7 @@ from vton.preprocess.inputs import (
     POSE_FLATTENED,
     POSE_MODES,
     check_companion,
+    check_min_side,
     flatten_on_black,
 )
 from vton.preprocess.manifest import Detection, PersonManifest, new_version
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from vton.preprocess.body.analyze import PersonAnalysis, PersonAnalyzer
 
 GRAY = (128, 128, 128)
-MIN_PHOTO_SIDE = 64
-"""Shorter photos are refused: no model reads a person off fewer pixels."""
 IMAGE_MODES = {"human_img": "RGB", "mask": "L", "mask_gray": "RGB", "pose": "RGB"}
 
 
@@ -85,11 +84,7 @@ def register_person(
     uploaded = {Category.parse(name): mask for name, mask in (masks or {}).items()}
     if len(uploaded) != len(masks or {}):
         raise InvalidInput(f"masks: a category is given twice ({', '.join(map(str, masks or {}))})")
-    if min(photo.size) < MIN_PHOTO_SIDE:
-        raise InvalidInput(
-            f"image: {photo.width}x{photo.height} is too small "
-            f"(at least {MIN_PHOTO_SIDE} px a side)"
-        )
+    check_min_side(photo, "image")
     human, fit = fit_photo(photo, framing)
     analysis = None
     if not uploaded or pose is None:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from vton.config import Settings
 from vton.errors import InvalidInput
 from vton.store.base import MissingObject, Store
 from vton.store.ids import Category
 from vton.store.local import LocalStore
-from vton.store.s3 import S3Store
 
 __all__ = ["Category", "LocalStore", "MissingObject", "S3Store", "Store", "open_store"]
+
+
+def _s3_store_class() -> Any:
+    """vton.store.s3.S3Store, imported on first use: boto3 is the `s3` extra, the local store
+    needs none of it."""
+    try:
+        from vton.store.s3 import S3Store
+    except ImportError as e:
+        raise InvalidInput(
+            f"VTON_STORE: an s3:// store needs {e.name or 'boto3'}: pip install 'vton[s3]'"
+        ) from e
+    return S3Store
+
+
+def __getattr__(name: str) -> Any:
+    if name == "S3Store":
+        return _s3_store_class()
+    raise AttributeError(f"module {__name__} has no attribute {name}")
 
 
 def open_store(settings: Settings) -> Store:
@@ -23,7 +41,7 @@ def open_store(settings: Settings) -> Store:
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise InvalidInput(f"VTON_STORE: no bucket in {settings.store!r}")
-        return S3Store(
+        return _s3_store_class()(
             bucket,
             prefix,
             endpoint_url=settings.s3_endpoint_url,
