@@ -148,22 +148,40 @@ async function refreshGarments() {
 }
 $("refresh-garments").addEventListener("click", refreshGarments);
 
-function addResult(item) {
+// A result image (events carry its URL) as a data: URL, so it outlives the job's TTL.
+async function resultDataUrl(path) {
+  const response = await fetch(path, { headers: headers(false) });
+  if (!response.ok) throw new Error(`${response.status}: result unavailable`);
+  const blob = await response.blob();
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+async function addResult(item) {
   const box = document.createElement("div");
   box.className = "result";
   box.dataset.clothingId = item.clothingId || "";
-  if (item.image) {
-    const img = document.createElement("img");
-    img.src = `data:image/png;base64,${item.image}`;
-    img.alt = `try-on of ${item.clothingId}`;
-    box.append(img);
+  $("results").append(box);  // now, so results keep the items' order
+  if (item.imageUrl) {
     const ms = item.timings ? ` (${Math.round(item.timings.total)} ms)` : "";
-    box.append(`${item.clothingId}${item.resultCached ? " (cached)" : ""}${ms}`);
+    const caption = `${item.clothingId}${item.resultCached ? " (cached)" : ""}${ms}`;
+    try {
+      const img = document.createElement("img");
+      img.src = await resultDataUrl(item.imageUrl);
+      img.alt = `try-on of ${item.clothingId}`;
+      box.append(img, caption);
+    } catch (error) {
+      box.classList.add("error");
+      box.append(`${caption}: ${error.message}`);
+    }
   } else {
     box.classList.add("error");
     box.append(`${item.clothingId}: ${item.error}`);
   }
-  $("results").append(box);
 }
 
 // Server-sent events over fetch (EventSource cannot send the Authorization header).
