@@ -41,8 +41,10 @@ class JobOptionsIn(ApiModel):
         None,
         min_length=1,
         max_length=2048,
-        description="POSTed the finished job (signed; see the jobs section of the docs). Its "
-        "host must be in VTON_WEBHOOK_ALLOWED_HOSTS (422 otherwise).",
+        description="POSTed the finished job (JSON, result URLs, no image bodies) with headers "
+        "X-Vton-Webhook-Id (the job id), X-Vton-Timestamp (Unix seconds) and X-Vton-Signature: "
+        "sha256=hex(HMAC-SHA256(VTON_WEBHOOK_SECRET, timestamp + '.' + body)); retried with "
+        "backoff until a 2xx. Its host must be in VTON_WEBHOOK_ALLOWED_HOSTS (422 otherwise).",
     )
 
     def output(self) -> JobOutput:
