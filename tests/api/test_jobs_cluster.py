@@ -124,10 +124,12 @@ def test_the_api_process_delivers_the_webhook(
 ) -> None:
     client = cluster_client
     receiver.reset([500])
-    job_id = client.post("/api/jobs", json=job(4, webhookUrl=receiver.url)).json()["jobId"]
+    body = job(4, webhookUrl=receiver.url, outputFormat="jpeg")
+    job_id = client.post("/api/jobs", json=body).json()["jobId"]
     webhook = wait_delivery(client, job_id)["webhook"]
     assert webhook["state"] == "succeeded" and webhook["attempts"] == 2, webhook
     posted = json.loads(receiver.requests[-1][1])
     assert posted["jobId"] == job_id and posted["state"] == "succeeded"
+    assert posted["outputFormat"] == "jpeg"
     assert [item["image"] for item in posted["results"]] == [None]
     assert posted["results"][0]["imageUrl"].endswith(f"/api/jobs/{job_id}/results/0")

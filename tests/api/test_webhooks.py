@@ -106,8 +106,8 @@ def client(hooked: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def submit(client: httpx.Client, webhook_url: str, seed: int) -> httpx.Response:
-    body = {"type": "single", "clothingId": "shirt", "denoiseSteps": 2, "seed": seed}
+def submit(client: httpx.Client, webhook_url: str, seed: int, **extra: object) -> httpx.Response:
+    body = {"type": "single", "clothingId": "shirt", "denoiseSteps": 2, "seed": seed, **extra}
     return client.post("/api/jobs", json=body | {"webhookUrl": webhook_url})
 
 
@@ -125,7 +125,7 @@ def test_the_finished_job_is_posted_signed_without_images(
     hooked: LiveServer, client: httpx.Client, receiver: Receiver
 ) -> None:
     receiver.reset([])
-    accepted = submit(client, receiver.url, seed=1)
+    accepted = submit(client, receiver.url, seed=1, outputFormat="jpeg")
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["jobId"]
     assert wait_job(client, job_id)["webhook"]["url"] == receiver.url
@@ -142,11 +142,12 @@ def test_the_finished_job_is_posted_signed_without_images(
     assert headers["Content-Type"] == "application/json"
     posted = json.loads(body)
     assert posted["jobId"] == job_id and posted["state"] == "succeeded"
-    assert "webhook" not in posted
+    assert posted["outputFormat"] == "jpeg" and "webhook" not in posted
     (item,) = posted["results"]
     assert item["image"] is None
     assert item["imageUrl"] == f"{hooked.url}/api/jobs/{job_id}/results/0"
-    assert client.get(item["imageUrl"]).status_code == 200  # the absolute URL works
+    result = client.get(item["imageUrl"])  # the absolute URL works
+    assert result.status_code == 200 and result.headers["content-type"] == "image/jpeg"
 
 
 def test_a_500_is_retried(client: httpx.Client, receiver: Receiver) -> None:

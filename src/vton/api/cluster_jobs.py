@@ -271,14 +271,16 @@ class ClusterJobs:
         view = await self._owned(user_id, job_id)
         return await self._full_status(job_id, view, images=True)
 
-    async def _full_status(self, job_id: str, view: JobView, images: bool) -> JobStatus:
+    async def _full_status(
+        self, job_id: str, view: JobView, images: bool, base_url: str = ""
+    ) -> JobStatus:
         """The job with its spec's output format and its webhook's delivery; each image inline
-        when `images` and the job asked for base64."""
+        when `images` and the job asked for base64; base_url: prefixed to the image URLs."""
         spec = await self.records.spec(job_id)
         delivery = await self.records.delivery(job_id)
         output = spec.output
         inline = output if images and output.response_format == "base64" else None
-        status = await run_in_threadpool(self._status, job_id, view, inline)
+        status = await run_in_threadpool(self._status, job_id, view, inline, base_url)
         return status.model_copy(
             update={
                 "output_format": output.output_format,
@@ -383,7 +385,7 @@ class ClusterJobs:
             failed = Delivery(spec.webhook_url, state="failed", last_error="the job is gone")
             await self._save_delivery(job_id, failed)
             return
-        status = await run_in_threadpool(self._status, job_id, view, None, spec.base_url)
+        status = await self._full_status(job_id, view, False, spec.base_url)
         await self.webhooks.deliver(
             Delivery(spec.webhook_url),
             job_id,

@@ -233,8 +233,7 @@ class LocalJobs:
         assert record.delivery is not None
         async for _event in tryon.job.events():
             pass
-        views = await run_in_threadpool(tryon.views)
-        status = presenters.job_status(tryon, views, base_url=record.spec.base_url)
+        status = await run_in_threadpool(self._status, tryon, False, record.spec.base_url)
 
         async def update(delivery: Delivery) -> None:
             record.delivery = delivery
@@ -268,15 +267,15 @@ class LocalJobs:
         record = self._records.get(tryon.job)
         return record.spec if record else JobSpec(JobOutput(), tryon.job.timeout_s)
 
-    def _status(self, tryon: TryOn, images: bool) -> JobStatus:
+    def _status(self, tryon: TryOn, images: bool, base_url: str = "") -> JobStatus:
         """The job with its items (each image inline when asked: encodes, call from a thread);
-        images False: never inline."""
+        images False: never inline; base_url: prefixed to the image URLs."""
         record = self._records.get(tryon.job)
         output = self._spec(tryon).output
         inline = None
         if images and output.response_format == "base64":
             inline = partial(self._encoded.encode, tryon.job.id, output)
-        status = presenters.job_status(tryon, tryon.views(), inline)
+        status = presenters.job_status(tryon, tryon.views(), inline, base_url)
         delivery = record.delivery if record else None
         return status.model_copy(
             update={
