@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ from vton.store.ids import Category
 
 SSE_SEPARATOR = "\n"
 """Line ends of the event stream (clients that split events on a blank line "\n\n")."""
+
+
+log = logging.getLogger(__name__)
 
 
 class JobsBackend(Protocol):
@@ -130,7 +134,12 @@ class Tasks:
     def spawn(self, coroutine: Awaitable[object]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
 
     async def close(self) -> None:
         for task in list(self._tasks):
