@@ -156,10 +156,36 @@ class Settings(BaseSettings):
     """Garments per batch-tryon request at most."""
 
     request_timeout_s: float = Field(120.0, gt=0, le=3600)
-    """From a try-on's submission to its deadline (504 past it)."""
+    """From a synchronous try-on's submission to its deadline (504 past it)."""
+
+    job_timeout_s: float = Field(900.0, gt=0, le=24 * 3600)
+    """From an asynchronous job's submission to its deadline (its unfinished items then fail
+    with JobTimeout); a job's `deadlineSeconds` may ask for less, not more."""
 
     job_ttl_s: float = Field(600.0, gt=0, le=7 * 24 * 3600)
     """How long a finished job and its images stay readable by id."""
+
+    sse_ping_s: float = Field(15.0, gt=0, le=300)
+    """Seconds between keep-alive comments on an idle job event stream (proxies close idle
+    connections)."""
+
+    webhook_allowed_hosts: str = Field("", max_length=4096)
+    """Comma-separated hosts a job's webhookUrl may name: `hooks.example.com`, `*.example.com`
+    (subdomains) or `*` (any). A host matched only by a wildcard must resolve to public
+    addresses; one listed by name may be loopback or private. Empty: webhooks are off."""
+
+    webhook_secret: SecretStr | None = Field(None, min_length=16)
+    """HMAC-SHA256 key of the webhook signature header; unset: webhooks are off (422)."""
+
+    webhook_max_attempts: int = Field(5, ge=1, le=20)
+    """Webhook delivery attempts (the first included) before it is marked failed."""
+
+    webhook_backoff_s: float = Field(20.0, gt=0, le=3600)
+    """Wait before the second webhook attempt, doubled before each further one (5 attempts:
+    20 + 40 + 80 + 160 s, about 5 minutes)."""
+
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    """Seconds one webhook attempt may take (connect and answer)."""
 
     max_upload_bytes: int = Field(20 * 2**20, ge=1024, le=2**30)
     """Largest request body accepted (413 above it)."""

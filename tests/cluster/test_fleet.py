@@ -276,7 +276,7 @@ def test_sse_resumes_on_another_api_process(deployment: Deployment) -> None:
         assert rest[-1][2]["state"] == "succeeded"
         steps = [d["step"] for _, n, d in rest if n == "progress"]
         assert all(step > data["step"] for step in steps), (data, steps)
-        assert rest[-2][2]["image"]
+        assert rest[-2][2]["imageUrl"] and rest[-2][2]["image"] is None  # URLs, not images
     finally:
         second.stop()
 

@@ -10,6 +10,7 @@
     ├── NotReady ...................... 503   (+ Retry-After: the model is still loading)
     ├── StoreUnavailable .............. 503   (+ Retry-After)
     ├── Busy .......................... 429   (+ Retry-After: VTON_DECODE_MEMORY_BYTES is taken)
+    ├── IdempotencyConflict ........... 409   (an Idempotency-Key reused with another body)
     ├── CheckpointError, CorruptArtifact 500
     └── SchedulerError (vton.scheduler.errors)
         ├── QueueFull ................. 429   (+ Retry-After)
@@ -35,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from vton.api.idempotency import IdempotencyConflict
 from vton.errors import (
     Busy,
     ImageTooLarge,
@@ -81,6 +83,7 @@ _STATUS: tuple[tuple[type[VtonError], int], ...] = (  # first match wins: subcla
     (Busy, 429),
     (JobTimeout, 504),
     (JobCancelled, 409),
+    (IdempotencyConflict, 409),
     (NotReady, 503),
     (SchedulerClosed, 503),
     (StoreUnavailable, 503),

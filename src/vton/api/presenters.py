@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 
 from vton.api.schemas.common import Timings
 from vton.api.schemas.fitting import BatchItem, BatchTryOnResponse, TryOnResponse
-from vton.api.schemas.jobs import JobItem, JobStatus
+from vton.api.schemas.jobs import JobItem, JobStatus, WebhookStatus
 from vton.api.schemas.registration import ClothingInfo, DetectionOut, FitOut, PersonInfo
+from vton.api.webhooks import Delivery
 from vton.preprocess import GarmentManifest, PersonManifest
 from vton.scheduler import JobState
 from vton.service.tryon import ItemView, TryOn
@@ -69,10 +71,31 @@ def batch_response(tryon: TryOn, views: list[ItemView]) -> BatchTryOnResponse:
     )
 
 
-def job_status(tryon: TryOn, views: list[ItemView]) -> JobStatus:
+def result_path(job_id: str, index: int) -> str:
+    """Where a job item's image is read (GET /api/jobs/{id}/results/{index})."""
+    return f"/api/jobs/{job_id}/results/{index}"
+
+
+Encode = Callable[[int, bytes], bytes]
+"""(item index, finished PNG) -> the image in the job's output format."""
+
+
+def job_status(
+    tryon: TryOn,
+    views: list[ItemView],
+    inline: Encode | None = None,
+    base_url: str = "",
+) -> JobStatus:
+    """The job with its items (views; none: without results). inline: each succeeded item's
+    image in the body as well, so encoded (may encode: call from a thread); base_url: prefixed
+    to the image URLs."""
     snapshot = tryon.job.snapshot()
     end = snapshot.finished_at or time.time()
     total = (end - snapshot.created_at) * 1000.0
+    results = []
+    for i, view in enumerate(views):
+        image = b64(inline(i, view.png)) if inline and view.png is not None else None
+        results.append(job_item(tryon, i, view, total, image, base_url))
     return JobStatus(
         job_id=snapshot.id,
         type=tryon.request.kind,
@@ -83,22 +106,37 @@ def job_status(tryon: TryOn, views: list[ItemView]) -> JobStatus:
         created_at=snapshot.created_at,
         started_at=snapshot.started_at,
         finished_at=snapshot.finished_at,
-        results=[job_item(tryon, i, view, total) for i, view in enumerate(views)],
+        deadline_at=snapshot.created_at + tryon.job.timeout_s,
+        results=results,
     )
 
 
-def job_item(tryon: TryOn, index: int, view: ItemView, total_ms: float) -> JobItem:
+def job_item(
+    tryon: TryOn,
+    index: int,
+    view: ItemView,
+    total_ms: float,
+    image: str | None = None,
+    base_url: str = "",
+) -> JobItem:
+    """One item; image: its base64 body when asked, else only its URL."""
+    succeeded = view.png is not None
     return JobItem(
         index=index,
         clothing_id=view.clothing_id,
         state=view.state,
         success=view.state is JobState.SUCCEEDED,
-        image=b64(view.png) if view.png is not None else None,
+        image_url=base_url + result_path(tryon.job.id, index) if succeeded else None,
+        image=image,
         error=describe(view.error),
         result_cached=bool(view.result and view.result.cached),
-        timings=timings(tryon, view, total_ms) if view.png is not None else None,
+        timings=timings(tryon, view, total_ms) if succeeded else None,
         batch_size=(view.result.batch_size or None) if view.result else None,
     )
+
+
+def webhook_status(delivery: Delivery) -> WebhookStatus:
+    return WebhookStatus.model_validate(asdict(delivery))
 
 
 def log_fields(tryon: TryOn, views: list[ItemView]) -> dict[str, object]:

@@ -41,7 +41,7 @@ class Runtime:
 
     def _jobs_backend(self) -> JobsBackend:
         if self.settings.redis_url is None:
-            return LocalJobs(self.require)
+            return LocalJobs(self.settings, self.require)
         from vton.api.cluster_jobs import ClusterJobs  # bullmq: the optional `cluster` extra
         from vton.cluster.queue import queue_settings
 

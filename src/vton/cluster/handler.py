@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 import time
+from datetime import UTC, datetime
 
 from vton.cluster.messages import ItemResult, Timings, TryOnJob, TryOnProgress, TryOnResult
 from vton.cluster.queue import JobContext, JobFailed
@@ -45,6 +46,17 @@ def run_options(payload: TryOnJob) -> TryOnOptions:
         paste_back=options.paste_back,
         framing=options.framing,
     )
+
+
+def deadline_s(payload: TryOnJob) -> float | None:
+    """Seconds left to the job's deadline, the in-host job's timeout (None: the worker's
+    VTON_REQUEST_TIMEOUT_S); raises JobFailed once it has passed (a job waiting for room)."""
+    if payload.deadline is None:
+        return None
+    left = (payload.deadline - datetime.now(UTC)).total_seconds()
+    if left <= 0:
+        raise JobFailed("deadline_exceeded", f"deadline {payload.deadline} passed")
+    return left
 
 
 class TryOnHandler:
@@ -88,6 +100,7 @@ class TryOnHandler:
                     run_options(payload),
                     payload.kind,
                     False,
+                    deadline_s(payload),
                 )
             except QueueFull:
                 await asyncio.sleep(FULL_RETRY_S)

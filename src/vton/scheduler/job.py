@@ -31,7 +31,7 @@ from vton.scheduler.status import (
     Progress,
 )
 
-_Subscriber = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[JobEvent]"]
+_Subscriber = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[tuple[int, JobEvent]]"]
 
 
 class Job:
@@ -101,18 +101,28 @@ class Job:
             )
 
     async def events(self) -> AsyncIterator[JobEvent]:
-        """Every event of the job, past ones first, ending with JobFinished (for SSE)."""
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        """Every event of the job, past ones first, ending with JobFinished."""
+        async for _seq, event in self.numbered_events():
+            yield event
+
+    async def numbered_events(self, after: int = -1) -> AsyncIterator[tuple[int, JobEvent]]:
+        """The job's events after number `after` (each event's number is its position in the
+        job's history, from 0: a reconnecting SSE client's Last-Event-ID), past ones first,
+        ending with JobFinished."""
+        queue: asyncio.Queue[tuple[int, JobEvent]] = asyncio.Queue()
         subscriber = (asyncio.get_running_loop(), queue)
         with self._lock:
-            for event in self._events:
-                queue.put_nowait(event)
+            for seq, event in enumerate(self._events):
+                if seq > after:
+                    queue.put_nowait((seq, event))
             if not self._state.finished:
                 self._subscribers.append(subscriber)
+            elif after >= len(self._events) - 1:
+                return  # the client has seen the end
         try:
             while True:
-                event = await queue.get()
-                yield event
+                seq, event = await queue.get()
+                yield seq, event
                 if isinstance(event, JobFinished):
                     return
         finally:
@@ -183,6 +193,7 @@ class Job:
             for i, item in enumerate(self._items):
                 if not item.state.finished:
                     self._items[i] = ItemStatus(i, state, error=error)
+                    self._publish(ItemFinished(self.id, i, None, error))
             self._finish(state, error)
         self._after_finish()
         return True
@@ -203,9 +214,10 @@ class Job:
             self._finished.set()
 
     def _publish(self, event: JobEvent) -> None:
+        numbered = (len(self._events), event)
         self._events.append(event)
         for loop, queue in list(self._subscribers):
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                loop.call_soon_threadsafe(queue.put_nowait, numbered)
             except RuntimeError:  # the subscriber's loop is closed
                 self._subscribers.remove((loop, queue))

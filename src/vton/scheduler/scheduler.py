@@ -115,6 +115,7 @@ class Scheduler:
         options: DiffusionOptions,
         request: object = None,
         keep: bool = True,
+        timeout_s: float | None = None,
     ) -> Job:
         """Queues one job of len(items) items sharing options; returns it at once.
 
@@ -122,8 +123,11 @@ class Scheduler:
         (the caller's result cache, a garment that could not be loaded), so the job has exactly
         the request's items in its order. `request` rides along on the job (Job.request). keep:
         the job stays readable by id (get, cancel) for job_ttl_s after it finishes; else it
-        leaves the table when it finishes. Raises InvalidInput, QueueFull or SchedulerClosed.
+        leaves the table when it finishes. timeout_s: from now to the job's deadline (default:
+        request_timeout_s). Raises InvalidInput, QueueFull or SchedulerClosed.
         """
+        if timeout_s is None:
+            timeout_s = self.config.request_timeout_s
         to_run = {i: item for i, item in enumerate(items) if isinstance(item, TryOnSample)}
         self._check(user_id, len(items), len(to_run))
         errors = sum(isinstance(item, VtonError) for item in items)
@@ -131,12 +135,12 @@ class Scheduler:
             if not self._open:
                 raise SchedulerClosed("the scheduler is not running")
             self._forget_finished()
-            worker = self._route(user_id, len(to_run)) if to_run else None
+            worker = self._route(user_id, len(to_run), timeout_s) if to_run else None
             job = Job(
                 user_id,
                 len(items),
                 options.steps,
-                self.config.request_timeout_s,
+                timeout_s,
                 worker.device if worker else None,
                 self._on_finish,
                 request,
@@ -164,6 +168,13 @@ class Scheduler:
         if job is None or job.user_id != user_id:
             raise NotRegistered(f"job {job_id!r} not found")
         return job
+
+    def jobs_of(self, user_id: str) -> list[Job]:
+        """The user's jobs kept by id (running, or finished within job_ttl_s), newest first."""
+        with self._lock:
+            self._forget_finished()
+            jobs = [j for j in self._jobs.values() if j.user_id == user_id and j.keep]
+        return jobs[::-1]  # the table is in submission order
 
     def cancel(self, job_id: str, user_id: str) -> Job:
         """Cancels the user's job (a no-op if it already finished) and returns it."""
@@ -208,10 +219,9 @@ class Scheduler:
                 f"items: {n_to_run} samples exceed the queue of {self.config.max_queue}"
             )
 
-    def _route(self, user_id: str, n_items: int) -> Worker:
+    def _route(self, user_id: str, n_items: int, timeout_s: float) -> Worker:
         """A worker with room for the items that is expected to start them before the job's
         deadline (a job that would only time out in the queue is refused now)."""
-        timeout_s = self.config.request_timeout_s
         loads = [worker.load for worker in self._workers]
         room = [worker.admits(n_items, timeout_s) for worker in self._workers]
         index = choose_device(user_id, loads, room, self.config.max_batch)

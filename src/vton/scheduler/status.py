@@ -84,7 +84,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class ItemFinished:
-    """One item finished: with its result, or with its error."""
+    """One item finished: with its result, or with its error (also the items a cancel or the
+    deadline ended: every item of a job gets one)."""
 
     kind: ClassVar[str] = "item"
     job_id: str

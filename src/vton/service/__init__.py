@@ -90,6 +90,7 @@ class Service:
             results,
             model_identity(settings, engines),
             (settings.width, settings.height),
+            job_timeout_s=settings.job_timeout_s,
         )
         encoder = PromptEncoder(engines[0].pipeline.model)
         freeze_start_up_objects()

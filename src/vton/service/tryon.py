@@ -170,14 +170,17 @@ class TryOnService:
         results: ResultCache,
         model_id: str,
         size: tuple[int, int],
+        job_timeout_s: float = 900.0,
     ) -> None:
         """results: the result cache the workers' post_process puts in; size: the working
-        (width, height)."""
+        (width, height); job_timeout_s: an asynchronous try-on's deadline unless its submit
+        names one (a synchronous one has the scheduler's request_timeout_s)."""
         self.loader = loader
         self.scheduler = scheduler
         self.results = results
         self.model_id = model_id
         self.width, self.height = size
+        self.job_timeout_s = job_timeout_s
 
     def diffusion_options(self, options: TryOnOptions) -> DiffusionOptions:
         return DiffusionOptions(
@@ -202,9 +205,11 @@ class TryOnService:
         options: TryOnOptions,
         kind: Kind,
         asynchronous: bool,
+        timeout_s: float | None = None,
     ) -> TryOn:
         """Tries the user's registered garments on the user's person. A garment that cannot be
-        loaded fails alone; if none can, its error is raised."""
+        loaded fails alone; if none can, its error is raised. timeout_s: to the deadline (see
+        _timeout_s)."""
         started = time.perf_counter()
         if len(set(clothing_ids)) != len(clothing_ids):
             raise InvalidInput("clothingIds: the same garment is listed twice")
@@ -234,10 +239,18 @@ class TryOnService:
         request = TryOnRequest(
             kind, tuple(planned), artifacts_ms, self._sources(good), started, finishes
         )
-        return TryOn(self.scheduler.submit(user_id, items, diffusion, request, asynchronous))
+        timeout = self._timeout_s(asynchronous, timeout_s)
+        return TryOn(
+            self.scheduler.submit(user_id, items, diffusion, request, asynchronous, timeout)
+        )
 
     def submit_inline(
-        self, user_id: str, images: InlineImages, options: TryOnOptions, asynchronous: bool
+        self,
+        user_id: str,
+        images: InlineImages,
+        options: TryOnOptions,
+        asynchronous: bool,
+        timeout_s: float | None = None,
     ) -> TryOn:
         """One try-on of uploaded images; nothing is stored or cached."""
         started = time.perf_counter()
@@ -257,13 +270,28 @@ class TryOnService:
             "inline", (RequestItem(None),), artifacts_ms, {}, started, {0: finish}
         )
         diffusion = self.diffusion_options(options)
-        return TryOn(self.scheduler.submit(user_id, [sample], diffusion, request, asynchronous))
+        timeout = self._timeout_s(asynchronous, timeout_s)
+        return TryOn(
+            self.scheduler.submit(user_id, [sample], diffusion, request, asynchronous, timeout)
+        )
+
+    def _timeout_s(self, asynchronous: bool, timeout_s: float | None) -> float | None:
+        """The deadline asked for; else job_timeout_s for an asynchronous try-on, and the
+        scheduler's request_timeout_s (None) for a synchronous one."""
+        if timeout_s is not None:
+            return timeout_s
+        return self.job_timeout_s if asynchronous else None
 
     # -- asynchronous try-ons, by job id ------------------------------------------------------
 
     def get(self, user_id: str, job_id: str) -> TryOn:
         """The user's try-on; another user's, or an unknown or expired id, is NotRegistered."""
         return TryOn(self.scheduler.get(job_id, user_id))
+
+    def recent(self, user_id: str) -> list[TryOn]:
+        """The user's asynchronous try-ons (running, or finished within the job TTL), newest
+        first."""
+        return [TryOn(job) for job in self.scheduler.jobs_of(user_id)]
 
     def cancel(self, user_id: str, job_id: str) -> TryOn:
         """Cancels the user's try-on (a finished one is left as it is)."""
