@@ -219,12 +219,21 @@ class Round:
     jobs: int
     wall_s: float
     latencies_s: list[float]
+    finished_s: list[float]
+    """When each job finished, from the first enqueue, in order."""
     batch_sizes: Counter[int]
     failed: int
 
     @property
     def throughput(self) -> float:
         return self.jobs / self.wall_s
+
+    @property
+    def steady_throughput(self) -> float:
+        """Jobs a second between the 10th and the 90th percentile completion: without the
+        first batches forming while jobs arrive and the last, partial, ones."""
+        first, last = int(0.1 * self.jobs), int(0.9 * self.jobs)
+        return (last - first) / (self.finished_s[last] - self.finished_s[first])
 
     def latency(self, q: float) -> float:
         ordered = sorted(self.latencies_s)
@@ -257,7 +266,7 @@ async def run_round(settings: QueueSettings, jobs: list[TryOnJob]) -> Round:
     await events.start()
     ids = [f"bench-{uuid.uuid4().hex}" for _ in jobs]
     enqueued: dict[str, float] = {}
-    latencies, sizes, failed = [], Counter[int](), 0
+    latencies, finished, sizes, failed = [], [], Counter[int](), 0
     try:
         with events.subscribe() as stream:
             start = time.perf_counter()
@@ -271,6 +280,7 @@ async def run_round(settings: QueueSettings, jobs: list[TryOnJob]) -> Round:
                     continue
                 pending.discard(event.job_id)
                 latencies.append(time.perf_counter() - enqueued[event.job_id])
+                finished.append(time.perf_counter() - start)
                 if event.kind == "failed" or event.result is None:
                     failed += 1
                     continue
@@ -279,7 +289,7 @@ async def run_round(settings: QueueSettings, jobs: list[TryOnJob]) -> Round:
     finally:
         await events.close()
         await queue.close()
-    return Round(len(jobs), wall, latencies, sizes, failed)
+    return Round(len(jobs), wall, latencies, finished, sizes, failed)
 
 
 # -- the in-process path, for the overhead ------------------------------------------------------
@@ -398,15 +408,21 @@ def report(
     args: argparse.Namespace, rows: list[tuple[int, Round]], overhead: tuple[float, float] | None
 ) -> None:
     base = rows[0][1].throughput / rows[0][0]
+    steady_base = rows[0][1].steady_throughput / rows[0][0]
     print(f"\n{machine()}; engine={args.engine} steps={args.steps} max_batch={args.max_batch} "
           f"users={args.users} frame={args.width}x{args.height}")  # fmt: skip
-    print("| workers | jobs | failed | jobs/s | efficiency | p50 s | p95 s | batch sizes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| workers | jobs | failed | jobs/s | efficiency | steady jobs/s | steady efficiency "
+        "| p50 s | p95 s | batch sizes |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for count, r in rows:
         histogram = " ".join(f"{b}:{n}" for b, n in sorted(r.batch_sizes.items()))
         print(
             f"| {count} | {r.jobs} | {r.failed} | {r.throughput:.2f} | "
-            f"{r.throughput / (count * base):.2f} | {r.latency(0.5):.2f} | {r.latency(0.95):.2f} "
+            f"{r.throughput / (count * base):.2f} | {r.steady_throughput:.2f} | "
+            f"{r.steady_throughput / (count * steady_base):.2f} | "
+            f"{r.latency(0.5):.2f} | {r.latency(0.95):.2f} "
             f"| {histogram} |"
         )
     if overhead is not None:

@@ -29,7 +29,7 @@ WITHOUT_BOTO3 = textwrap.dedent(
         open_store(Settings(_env_file=None, store="s3://bucket/prefix"))
     except InvalidInput as e:
         print("s3:", e)
-    test_only = [m for m in ("httpx", "pytest", "moto", "playwright") if m in sys.modules]
+    test_only = [m for m in ("pytest", "moto", "playwright") if m in sys.modules]
     print("test packages imported:", test_only)
     """
 )
