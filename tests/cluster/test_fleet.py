@@ -233,7 +233,9 @@ def test_a_killed_workers_jobs_finish_once_with_the_same_images(unbatched: Deplo
     for seed, status in statuses.items():
         assert status["state"] == "succeeded", (status["error"], status["results"][0]["error"])
         (item,) = status["results"]
-        assert item["image"] == before[seed][1]["results"][0]["image"], f"seed {seed}"
+        first = before[seed][1]
+        assert first["state"] == "succeeded", (first["error"], first["results"][0]["error"])
+        assert item["image"] == first["results"][0]["image"], f"seed {seed}"
         view = unbatched.queue_view(ids[seed])
         assert view is not None and view.state == "completed"
         rerun += view.attempts_started > 1
