@@ -66,7 +66,7 @@ class Service:
         cache = TieredCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
         )
-        loader = ArtifactLoader(store, cache, settings.load_workers)
+        loader = ArtifactLoader(store, cache, settings.load_workers, settings.stale_if_error_s)
         config = SchedulerConfig(
             max_queue=settings.max_queue,
             batch_window_ms=settings.batch_window_ms,

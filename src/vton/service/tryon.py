@@ -83,6 +83,8 @@ class TryOnRequest:
     finishes: dict[int, Finish] = field(default_factory=dict)
     """The Finish of each item to run, until post_process takes it: a job kept by id does not
     hold on to the person images."""
+    stale_s: float | None = None
+    """Set when the store did not answer: the age of the oldest remembered manifest used."""
 
     @property
     def clothing_ids(self) -> list[str]:
@@ -141,6 +143,15 @@ def person_key(inputs: TryOnInputs) -> PersonKey:
 def garment_key(inputs: TryOnInputs) -> GarmentKey:
     garment = inputs.garment
     return GarmentKey(garment.user_id, garment.clothing_id, garment.version)
+
+
+def stale_age(gathered: list[TryOnInputs]) -> float | None:
+    """The age of the oldest manifest that stood in for the store, or None if the store gave
+    them all."""
+    ages = [i.person.manifest_age_s for i in gathered] + [
+        i.garment.manifest_age_s for i in gathered
+    ]
+    return max((age for age in ages if age is not None), default=None)
 
 
 def post_process(
@@ -232,7 +243,13 @@ class TryOnService:
             finishes[len(items)] = finish
             items.append(self._sample(got, options.seed))
         request = TryOnRequest(
-            kind, tuple(planned), artifacts_ms, self._sources(good), started, finishes
+            kind,
+            tuple(planned),
+            artifacts_ms,
+            self._sources(good),
+            started,
+            finishes,
+            stale_age(good),
         )
         return TryOn(self.scheduler.submit(user_id, items, diffusion, request, asynchronous))
 
