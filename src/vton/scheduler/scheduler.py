@@ -171,15 +171,15 @@ class Scheduler:
         job.cancel("cancelled by the client")
         return job
 
-    def forget(self, user_id: str, matches: Callable[[Job], bool]) -> int:
-        """Cancels and drops the user's jobs that `matches`, results and all: their ids then
-        answer NotRegistered. Returns how many."""
+    def forget(self, user_id: str, matches: Callable[[Job], bool], why: str) -> int:
+        """Cancels (saying `why`) and drops the user's jobs that `matches`, results and all: their
+        ids then answer NotRegistered. Returns how many."""
         with self._lock:
             doomed = [j for j in self._jobs.values() if j.user_id == user_id and matches(j)]
             for job in doomed:
                 del self._jobs[job.id]
         for job in doomed:  # outside the lock: a cancel finishes the job
-            job.cancel("its person was deleted")
+            job.cancel(why)
         return len(doomed)
 
     def shutdown(self) -> None:

@@ -111,6 +111,14 @@ class Service:
         finally:
             self.tryons.forget_person(user_id)
 
+    def delete_garment(self, user_id: str, clothing_id: str) -> None:
+        """Removes the user's garment, then every cached result and job that shows it (also when
+        there was no such garment: NotRegistered after the purge)."""
+        try:
+            self.catalog.delete_garment(user_id, clothing_id)
+        finally:
+            self.tryons.forget_garment(user_id, clothing_id)
+
     def store_reachable(self) -> bool:
         """From the circuit breaker's state, without waiting on the store."""
         return self.store.reachable()

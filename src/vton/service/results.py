@@ -84,7 +84,12 @@ class ResultCache:
         except Exception:
             log.warning("result cache put failed for %s", key.store_key(), exc_info=True)
 
-    def forget_user(self, user_id: str) -> int:
-        """Drops the user's results from memory (the store's are deleted with the person);
-        returns how many."""
-        return self.memory.invalidate(lambda key: key.person.user_id == user_id)
+    def forget(self, user_id: str, clothing_id: str | None = None) -> int:
+        """Drops the user's results (of one garment, if given) from memory; returns how many.
+        The store's are deleted with the person; a deleted garment's stay there unreachable (their
+        names hash its version, which no registration has again) until then."""
+        return self.memory.invalidate(
+            lambda key: (
+                key.person.user_id == user_id and clothing_id in (None, key.garment.clothing_id)
+            )
+        )

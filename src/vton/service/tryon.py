@@ -289,8 +289,21 @@ class TryOnService:
     def forget_person(self, user_id: str) -> None:
         """After the user's person is deleted: no job or cached result shows it any more (their
         by-reference jobs are cancelled and dropped; inline ones never used it)."""
-        self.scheduler.forget(user_id, lambda job: request_of(job).kind != "inline")
-        self.results.forget_user(user_id)
+        self.scheduler.forget(
+            user_id, lambda job: request_of(job).kind != "inline", "its person was deleted"
+        )
+        self.results.forget(user_id)
+
+    def forget_garment(self, user_id: str, clothing_id: str) -> None:
+        """After the user's garment is deleted: no job or cached result shows it any more (a
+        job that tried it on is cancelled and dropped whole, with the other garments of its
+        batch)."""
+        self.scheduler.forget(
+            user_id,
+            lambda job: clothing_id in request_of(job).clothing_ids,
+            "a garment of it was deleted",
+        )
+        self.results.forget(user_id, clothing_id)
 
     # -- internals ---------------------------------------------------------------------------
 
