@@ -80,6 +80,9 @@ def test_a_silent_store_answers_503_fast_and_recovers(
         assert response.status_code == 503 and "breaker open" in response.json()["detail"]
         assert int(response.headers["retry-after"]) >= 1
         assert elapsed < 0.5
+        assert store_server.metric("vton_store_breaker_open") == 1
+        assert store_server.metric("vton_store_breaker_rejected_total") >= 1
+        assert store_server.metric("vton_store_call_failures_total") >= 2
         elapsed, ready = timed(lambda: httpx.get(f"{store_server.url}/ready"))
         assert ready.status_code == 503 and not ready.json()["storeReachable"]
         assert int(ready.headers["retry-after"]) >= 1
@@ -90,6 +93,7 @@ def test_a_silent_store_answers_503_fast_and_recovers(
     wait_ready(store_server)
     assert register_garment_response(client, "other").status_code == 201
     assert client.post("/api/fitting/single-item-tryon-v2", json=body).status_code == 200
+    assert store_server.metric("vton_store_breaker_open") == 0
     client.close()
 
 
@@ -141,6 +145,7 @@ def test_cached_try_ons_are_served_stale_while_the_store_is_down(
         response = batch(4)
         assert response.status_code == 200 and response.json()["results"][0]["success"]
         assert 0 <= response.json()["staleSeconds"] <= STALE_S
+        assert store_server.metric("vton_cache_stale_manifests_served_total") >= 2 * 4
         person = client.get("/api/person")  # not a try-on: never stale
         assert person.status_code == 503 and int(person.headers["retry-after"]) >= 1
         time.sleep(max(0.0, confirmed + STALE_S + 0.5 - time.monotonic()))

@@ -116,7 +116,8 @@ class ArtifactLoader:
         self._pool.shutdown(wait=True)
 
     def stats(self) -> dict[str, int]:
-        return self.cache.stats()
+        """The caches' stats, and the manifests that stood in for the store."""
+        return self.cache.stats() | {"stale_manifests_served_total": self.manifests.served}
 
     def forget_person(self, user_id: str) -> None:
         """Frees the cached artifacts of a person (re-registered or deleted). Correctness does not
