@@ -51,8 +51,10 @@ def test_only_the_samples_to_run_count_against_the_queue(start: StartScheduler) 
 
 def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:
     fake = FakePipeline(hold_after=1)
-    fake.gate.clear()
     scheduler = start(fake, max_batch=1, request_timeout_s=1.0)
+    measured = scheduler.submit("alice", [make_sample("measured")], OPTIONS)  # batches are fast:
+    assert measured.wait(WAIT_S)  # the next two are expected to finish in time, and are admitted
+    fake.gate.clear()
     running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
     assert fake.blocked.wait(WAIT_S)
     queued = scheduler.submit("bob", [make_sample("queued")], OPTIONS)
@@ -64,12 +66,12 @@ def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartSchedul
         assert isinstance(snapshot.items[0].error, JobTimeout)
     assert scheduler.loads() == {"cpu": 1}  # the queued item left the queue
     fake.gate.set()
-    assert fake.calls[0].ended.wait(WAIT_S)
-    assert fake.calls[0].outcome == "aborted"  # the running batch stopped between steps
-    assert [call.tags for call in fake.calls] == [("running",)]
+    assert fake.calls[1].ended.wait(WAIT_S)
+    assert fake.calls[1].outcome == "aborted"  # the running batch stopped between steps
+    assert [call.tags for call in fake.calls] == [("measured",), ("running",)]
 
 
-def test_a_job_expected_to_start_past_its_deadline_is_refused_while_the_queue_has_room(
+def test_a_job_expected_to_finish_past_its_deadline_is_refused_while_the_queue_has_room(
     start: StartScheduler,
 ) -> None:
     step_s = 0.05  # a batch of OPTIONS (4 steps) takes >= 0.2 s
@@ -82,9 +84,9 @@ def test_a_job_expected_to_start_past_its_deadline_is_refused_while_the_queue_ha
     assert fake.blocked.wait(WAIT_S)
     admitted = []
     with pytest.raises(QueueFull) as refused:
-        for i in range(20):  # batches >= 0.2 s: 4 more at most are expected to start within 1 s
+        for i in range(20):  # batches >= 0.2 s: 3 more at most are expected to finish within 1 s
             admitted.append(scheduler.submit("bob", [make_sample(f"q{i}")], OPTIONS))
-    assert 1 <= len(admitted) < 5
+    assert 1 <= len(admitted) < 4
     assert scheduler.loads() == {"cpu": 1 + len(admitted)}  # far below max_queue
     assert refused.value.retry_after_s >= OPTIONS.steps * step_s
     fake.gate.set()

@@ -209,8 +209,9 @@ class Scheduler:
             )
 
     def _route(self, user_id: str, n_items: int) -> Worker:
-        """A worker with room for the items that is expected to start them before the job's
-        deadline (a job that would only time out in the queue is refused now)."""
+        """A worker with room for the items that is expected to finish them before the job's
+        deadline (a job that would only time out, in the queue or on the engine, is refused
+        now)."""
         timeout_s = self.config.request_timeout_s
         loads = [worker.load for worker in self._workers]
         room = [worker.admits(n_items, timeout_s) for worker in self._workers]
@@ -218,7 +219,7 @@ class Scheduler:
         if index is None:
             retry_after_s = min(w.retry_after_s(n_items, timeout_s) for w in self._workers)
             raise QueueFull(
-                "no device can start the job before its deadline (queue full or too long); "
+                "no device can finish the job before its deadline (queue full or too long); "
                 f"retry in about {retry_after_s:.0f} s",
                 retry_after_s,
             )

@@ -13,7 +13,6 @@ the device is not kept waiting by that work.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -32,10 +31,11 @@ from vton.scheduler.work_queue import WorkQueue
 logger = logging.getLogger(__name__)
 
 FIRST_BATCH_S = 1.0
-"""The batch duration assumed before any batch was measured; the first measured batch replaces it.
-(The warm-up is not a seed: it runs one step of batch 1 on the CPU, far from a request's batch.)"""
+"""The batch duration (and time per sample) assumed before any batch was measured; the first
+measured batch replaces it. (The warm-up is not a seed: it runs one step of batch 1 on the CPU,
+far from a request's batch.)"""
 SMOOTHING = 0.2
-"""Weight of the newest batch in the moving average of batch durations."""
+"""Weight of the newest batch in the moving averages of batch durations and time per sample."""
 RETRY_JITTER = 0.2
 """Retry-After is stretched by a random factor up to this much, so refused clients spread out."""
 
@@ -65,6 +65,7 @@ class Worker:
         )
         self._running = 0
         self._batch_s = FIRST_BATCH_S
+        self._sample_s = FIRST_BATCH_S
         self._measured = False
         metrics.track_queue(device, self.queue.depth)
 
@@ -73,25 +74,28 @@ class Worker:
         """Items queued or in the running batch."""
         return self.queue.depth() + self._running
 
-    def expected_start_s(self) -> float:
-        """About how long until an item queued now enters a batch: the batches ahead of it (the
-        items queued or running, max_batch to a batch, rounded up) times the moving average of
-        batch durations."""
-        return math.ceil(self.load / self._config.max_batch) * self._batch_s
+    def expected_finish_s(self, n_items: int) -> float:
+        """About how long until n_items queued now have finished: the items queued or running and
+        these, times the moving average of a batch's duration over its size. (A batch takes about
+        its size times as long as one sample, on CPUs and GPUs alike: batch 8 took 7x batch 1 on
+        an H200. Counting whole batches of the average duration admitted a burst at the pace of
+        the small batches before it, and most of it then timed out on the engine.)"""
+        return (self.load + n_items) * self._sample_s
 
     def admits(self, n_items: int, timeout_s: float) -> bool:
-        """Whether n_items fit in the queue and can start before a deadline timeout_s from now."""
-        return self.queue.has_room(n_items) and self.expected_start_s() <= timeout_s
+        """Whether n_items fit in the queue and can finish before a deadline timeout_s from now
+        (an item that starts but cannot finish in time is computed for nobody)."""
+        return self.queue.has_room(n_items) and self.expected_finish_s(n_items) <= timeout_s
 
     def retry_after_s(self, n_items: int, timeout_s: float) -> float:
-        """About how long until `admits` holds: the batches that must leave first (for room in
-        the queue, or for the expected start to come within timeout_s), at least one, times the
-        moving average of batch durations, stretched by up to RETRY_JITTER at random."""
+        """About how long until `admits` holds: until the items that must leave first have (for
+        room in the queue, or for the expected finish to come within timeout_s), never less than
+        one batch's average duration, stretched by up to RETRY_JITTER at random."""
         excess = self.queue.depth() + n_items - self.queue.capacity
-        for_room = math.ceil(excess / self._config.max_batch)
-        for_deadline = math.ceil((self.expected_start_s() - timeout_s) / self._batch_s)
-        batches = max(1, for_room, for_deadline)
-        return batches * self._batch_s * (1.0 + random.uniform(0.0, RETRY_JITTER))
+        for_room_s = excess * self._sample_s
+        for_deadline_s = self.expected_finish_s(n_items) - timeout_s
+        wait_s = max(self._batch_s, for_room_s, for_deadline_s)
+        return wait_s * (1.0 + random.uniform(0.0, RETRY_JITTER))
 
     def start(self) -> None:
         self._thread.start()
@@ -137,6 +141,7 @@ class Worker:
         seconds = time.monotonic() - started
         weight = SMOOTHING if self._measured else 1.0
         self._batch_s += weight * (seconds - self._batch_s)
+        self._sample_s += weight * (seconds / len(batch.items) - self._sample_s)
         self._measured = True
         self._metrics.observe_batch(self.device, len(batch.items), seconds)
         logger.info(
