@@ -11,6 +11,7 @@ from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
 from vton.errors import InvalidInput
 from vton.scheduler import JobState, JobTimeout, QueueFull, SchedulerConfig
+from vton.scheduler.batch_times import FIRST_BATCH_S, SMOOTHING, BatchTimes
 from vton.scheduler.job import Job
 from vton.scheduler.routing import OVERFLOW_BATCHES, choose_device, home_device
 from vton.scheduler.stages import WorkItem
@@ -110,6 +111,20 @@ def test_retry_after_is_at_least_one_measured_batch_and_jittered(start: StartSch
         retry_after.append(full.value.retry_after_s)
     assert min(retry_after) >= batch_s
     assert retry_after[0] != retry_after[1]
+
+
+def test_batch_times_by_size_scale_from_the_nearest_measured_size() -> None:
+    times = BatchTimes(max_batch=8)
+    assert times.of(8) == times.of(1) == FIRST_BATCH_S  # nothing measured yet
+    times.record(1, 0.5)
+    assert times.of(1) == 0.5 and times.of(8) == 4.0  # in proportion: errs long
+    times.record(8, 2.0)
+    assert times.of(8) == 2.0 and times.of(6) == 1.5 and times.of(2) == 1.0
+    times.record(8, 3.0)
+    assert times.of(8) == pytest.approx(2.0 + SMOOTHING * 1.0)  # a moving average per size
+    assert times.to_finish(19) == pytest.approx(2 * times.of(8) + times.of(3))
+    assert times.to_finish(0) == times.to_finish(-2) == 0.0
+    assert times.average_s == pytest.approx(0.5 + SMOOTHING * 1.5 + SMOOTHING * (3.0 - 0.8))
 
 
 def test_the_queue_fails_items_whose_deadline_passed_instead_of_batching_them() -> None:
