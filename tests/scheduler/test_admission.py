@@ -142,6 +142,24 @@ def test_the_queue_fails_items_whose_deadline_passed_instead_of_batching_them() 
     assert queue.depth() == 0
 
 
+def test_the_queue_fails_items_that_cannot_finish_before_their_deadline() -> None:
+    short = Job("alice", 1, OPTIONS.steps, 2.0, "cpu", lambda _job: None)
+    long = Job("bob", 1, OPTIONS.steps, 60.0, "cpu", lambda _job: None)
+    queue = WorkQueue(capacity=8)
+    queue.put([WorkItem(short, 0, make_sample("short"), OPTIONS, 0.0)])
+    queue.put([WorkItem(long, 0, make_sample("long"), OPTIONS, 0.0)])
+    sizes = []
+
+    def run_s(n: int) -> float:  # a batch of two would take 3 s, of one 1 s
+        sizes.append(n)
+        return 1.0 + 2.0 * (n - 1)
+
+    batch = queue.next_batch(window_s=0.0, max_batch=8, run_s=run_s)
+    assert batch is not None and [item.job for item in batch.items] == [long]
+    assert sizes == [2, 1]
+    assert isinstance(short.snapshot().error, JobTimeout)
+
+
 def test_home_device_is_a_stable_hash_of_the_user_id() -> None:
     # Fixed values: the mapping must not change across processes or Python versions.
     assert [home_device(u, 4) for u in ("alice", "bob", "carol", "dave")] == [3, 2, 2, 3]

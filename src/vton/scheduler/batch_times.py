@@ -47,6 +47,10 @@ class BatchTimes:
             nearest = min(self._by_size, key=lambda measured: (abs(measured - size), measured))
             return self._by_size[nearest] * size / nearest
 
+    def measured_of(self, size: int) -> float:
+        """`of(size)` once a batch was measured, else 0: nothing to go by."""
+        return self.of(size) if self._by_size else 0.0
+
     def to_finish(self, items: int) -> float:
         """The expected seconds to run `items` in batches of max_batch: the full ones, then the
         rest."""

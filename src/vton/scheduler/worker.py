@@ -119,7 +119,8 @@ class Worker:
         finally:
             self._prepared.set()
         window_s = self._config.batch_window_ms / 1000.0
-        while (batch := self.queue.next_batch(window_s, self._config.max_batch)) is not None:
+        max_batch, run_s = self._config.max_batch, self._times.measured_of
+        while (batch := self.queue.next_batch(window_s, max_batch, run_s)) is not None:
             try:
                 self._step(batch)
             except Exception:
