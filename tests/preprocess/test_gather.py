@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -264,6 +265,16 @@ def outage_loader(
     return outage, ArtifactLoader(guarded, cache, workers=8, stale_if_error_s=stale_s)
 
 
+@pytest.fixture
+def warm(artifact_store: Store, tmp_path: Path) -> Iterator[tuple[OutageStore, ArtifactLoader]]:
+    """u1 registered (register_all) and `top` gathered once through an outage loader (300 s)."""
+    register_all(artifact_store)
+    outage, loader = outage_loader(artifact_store, tmp_path / "warm", stale_s=300)
+    loader.gather("u1", ["top"])
+    yield outage, loader
+    loader.close()
+
+
 def test_the_store_down_serves_cached_try_ons_for_the_stale_bound_only(
     artifact_store: Store, tmp_path: Path
 ) -> None:
@@ -288,25 +299,21 @@ def test_the_store_down_serves_cached_try_ons_for_the_stale_bound_only(
 
 
 def test_a_garment_never_loaded_fails_while_the_store_is_down(
-    artifact_store: Store, tmp_path: Path
+    warm: tuple[OutageStore, ArtifactLoader],
 ) -> None:
-    register_all(artifact_store)
-    outage, loader = outage_loader(artifact_store, tmp_path, stale_s=300)
-    loader.gather("u1", ["top"])
+    outage, loader = warm
     loader.cache.invalidate(keys.text("u1", "top"))  # evicted from both levels
     outage.down = True
     with pytest.raises(StoreUnavailable):
         loader.gather("u1", ["top"])
     with pytest.raises(StoreUnavailable):
         loader.gather("u1", ["skirt"])  # its manifest was never read
-    loader.close()
 
 
 def test_once_the_store_answers_a_re_registration_wins_over_the_remembered_one(
-    artifact_store: Store, tmp_path: Path
+    artifact_store: Store, warm: tuple[OutageStore, ArtifactLoader]
 ) -> None:
-    register_all(artifact_store, seed=0)
-    outage, loader = outage_loader(artifact_store, tmp_path, stale_s=300)
+    outage, loader = warm
     old = loader.gather("u1", ["top"])[0]
     outage.down = True
     register_all(artifact_store, seed=10)  # another replica re-registers meanwhile
@@ -319,17 +326,13 @@ def test_once_the_store_answers_a_re_registration_wins_over_the_remembered_one(
     assert new.garment.manifest_age_s is None and new.garment.source == "store"
     outage.down = True  # and now the new registration is what stands in
     assert loader.gather("u1", ["top"])[0].garment.version == new.garment.version
-    loader.close()
 
 
 def test_a_deleted_or_re_registered_garment_is_forgotten_by_this_service(
-    artifact_store: Store, tmp_path: Path
+    warm: tuple[OutageStore, ArtifactLoader],
 ) -> None:
-    register_all(artifact_store)
-    outage, loader = outage_loader(artifact_store, tmp_path, stale_s=300)
-    loader.gather("u1", ["top"])
+    outage, loader = warm
     loader.forget_garment("u1", "top")  # what the catalog does after deleting or registering it
     outage.down = True
     with pytest.raises(StoreUnavailable):
         loader.gather("u1", ["top"])
-    loader.close()
