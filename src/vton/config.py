@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     store_breaker_open_s: float = Field(10.0, gt=0, le=3600)
     """Seconds the circuit breaker stays open before one trial call tests the store again."""
 
+    stale_if_error_s: float = Field(300.0, ge=0, le=86400)
+    """While the store does not answer, a try-on may use person and garment manifests the store
+    gave at most this many seconds ago (its artifacts then come from the caches; the response says
+    `staleSeconds`); 0: never, every try-on then needs the store."""
+
     l1_cache_bytes: int = Field(2 * _GiB, ge=0, le=1024 * _GiB)
     """Memory cache (decoded artifacts) bound in bytes; 0 disables it."""
 

@@ -76,6 +76,38 @@ def test_a_deleted_persons_results_leave_its_jobs_and_the_result_cache(server: L
         assert cached_results() == []  # no image of them stays in memory either
 
 
+def test_a_deleted_garments_results_leave_its_jobs_and_the_result_cache(
+    server: LiveServer,
+) -> None:
+    user_id = new_user()
+    results = server.runtime.require().tryons.results.memory
+
+    def cached_garments() -> list[str]:
+        return [
+            key.garment.clothing_id for key in results.lru_order() if key.person.user_id == user_id
+        ]
+
+    with server.client(user_id) as client:
+        register_person(client)
+        register_garment(client, "shirt")
+        register_garment(client, "kept")
+        jobs = {}
+        for clothing_id in ("shirt", "kept"):
+            body = {"type": "single", "clothingId": clothing_id, "denoiseSteps": 1}
+            jobs[clothing_id] = client.post("/api/jobs", json=body).json()["jobId"]
+        deadline = time.monotonic() + 60
+        for job in jobs.values():
+            while client.get(f"/api/jobs/{job}").json()["state"] != "succeeded":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert sorted(cached_garments()) == ["kept", "shirt"]
+        assert client.delete("/api/clothing/shirt").status_code == 204
+        assert client.get(f"/api/jobs/{jobs['shirt']}").status_code == 404
+        assert client.get(f"/api/jobs/{jobs['kept']}").status_code == 200
+        assert cached_garments() == ["kept"]
+        assert client.delete("/api/clothing/shirt").status_code == 404
+
+
 def test_clothing_register_list_get_image_delete(server: LiveServer) -> None:
     with server.client(new_user()) as client:
         shirt = register_garment(client, "shirt", description="a blue shirt")

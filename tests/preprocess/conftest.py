@@ -13,6 +13,7 @@ from PIL import Image
 from tests.helpers import random_image
 from vton.cache import TieredCache
 from vton.engine.types import TextEmbeddings
+from vton.errors import StoreUnavailable
 from vton.preprocess import ArtifactLoader
 from vton.store import Store
 
@@ -58,6 +59,36 @@ class RecordingStore(Store):
 
     def list(self, prefix: str) -> Iterator[str]:
         self.calls.append(("list", prefix))
+        return self.inner.list(prefix)
+
+
+class OutageStore(Store):
+    """`inner`, or StoreUnavailable from every call while `down` (a store that does not answer,
+    as GuardedStore reports one)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable(f"{self.url}: no answer (outage injected by the test)")
+
+    def get(self, key: str) -> bytes:
+        self._check()
+        return self.inner.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._check()
+        self.inner.put(key, data)
+
+    def delete(self, key: str) -> None:
+        self._check()
+        self.inner.delete(key)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        self._check()
         return self.inner.list(prefix)
 
 

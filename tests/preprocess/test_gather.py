@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import numpy as np
 import pytest
 
 from tests.helpers import random_image
-from tests.preprocess.conftest import FakeTextEncoder, RecordingStore, person_inputs
+from tests.preprocess.conftest import FakeTextEncoder, OutageStore, RecordingStore, person_inputs
 from tests.s3_server import S3TestServer, make_s3_store
 from vton.cache import TieredCache
 from vton.errors import CorruptArtifact, InvalidInput, NotRegistered, StoreUnavailable
 from vton.preprocess import ArtifactLoader, register_garment, register_person
 from vton.preprocess import gather as gather_module
 from vton.store import S3Store, Store, keys
+from vton.store.breaker import BreakerConfig, GuardedStore
 from vton.store.codecs import encode_png
 from vton.store.ids import Category
 
@@ -244,3 +246,93 @@ def test_an_unreachable_store_is_unavailable_then_recovers(
     assert loader.gather("u1", ["top"])[0].garment.clothing_id == "top"
     server.stop()
     loader.close()
+
+
+# -- the store down: remembered manifests, cached artifacts ------------------------------------
+
+
+OPEN_S = 0.2
+
+
+def outage_loader(
+    store: Store, tmp_path: Path, stale_s: float
+) -> tuple[OutageStore, ArtifactLoader]:
+    """A loader on `store` behind an OutageStore and the breaker, as the service has it."""
+    outage = OutageStore(store)
+    config = BreakerConfig(call_timeout_s=5.0, failures_to_open=2, open_s=OPEN_S)
+    guarded = GuardedStore(outage, config)
+    cache = TieredCache.create(256 << 20, 256 << 20, tmp_path / "cache")
+    return outage, ArtifactLoader(guarded, cache, workers=8, stale_if_error_s=stale_s)
+
+
+@pytest.fixture
+def warm(artifact_store: Store, tmp_path: Path) -> Iterator[tuple[OutageStore, ArtifactLoader]]:
+    """u1 registered (register_all) and `top` gathered once through an outage loader (300 s)."""
+    register_all(artifact_store)
+    outage, loader = outage_loader(artifact_store, tmp_path / "warm", stale_s=300)
+    loader.gather("u1", ["top"])
+    yield outage, loader
+    loader.close()
+
+
+def test_the_store_down_serves_cached_try_ons_for_the_stale_bound_only(
+    artifact_store: Store, tmp_path: Path
+) -> None:
+    register_all(artifact_store)
+    outage, loader = outage_loader(artifact_store, tmp_path, stale_s=1.5)
+    warm = loader.gather("u1", ["top", "skirt"])
+    assert [i.garment.manifest_age_s for i in warm] == [None, None]
+    outage.down = True
+    for _ in range(3):  # the breaker opens on the way: the same answer, faster
+        served = loader.gather("u1", ["top", "skirt"])
+        assert [i.garment.version for i in served] == [i.garment.version for i in warm]
+        assert all(i.person.manifest_age_s is not None for i in served)
+        assert all(0 <= (i.garment.manifest_age_s or -1) < 1.5 for i in served)
+        assert all(i.person.source == i.garment.source == "memory" for i in served)
+    with pytest.raises(StoreUnavailable):  # what is not cached needs the store
+        loader.person_manifest("u1")  # the catalog's reads are never stale
+    time.sleep(1.6)
+    with pytest.raises(StoreUnavailable) as caught:
+        loader.gather("u1", ["top"])
+    assert caught.value.retry_after_s >= 1.0
+    loader.close()
+
+
+def test_a_garment_never_loaded_fails_while_the_store_is_down(
+    warm: tuple[OutageStore, ArtifactLoader],
+) -> None:
+    outage, loader = warm
+    loader.cache.invalidate(keys.text("u1", "top"))  # evicted from both levels
+    outage.down = True
+    with pytest.raises(StoreUnavailable):
+        loader.gather("u1", ["top"])
+    with pytest.raises(StoreUnavailable):
+        loader.gather("u1", ["skirt"])  # its manifest was never read
+
+
+def test_once_the_store_answers_a_re_registration_wins_over_the_remembered_one(
+    artifact_store: Store, warm: tuple[OutageStore, ArtifactLoader]
+) -> None:
+    outage, loader = warm
+    old = loader.gather("u1", ["top"])[0]
+    outage.down = True
+    register_all(artifact_store, seed=10)  # another replica re-registers meanwhile
+    assert loader.gather("u1", ["top"])[0].garment.version == old.garment.version  # stale
+    outage.down = False
+    time.sleep(OPEN_S)
+    loader.person_manifest("u1")  # the breaker's trial call: it closes
+    new = loader.gather("u1", ["top"])[0]
+    assert new.garment.version != old.garment.version and new.person.version != old.person.version
+    assert new.garment.manifest_age_s is None and new.garment.source == "store"
+    outage.down = True  # and now the new registration is what stands in
+    assert loader.gather("u1", ["top"])[0].garment.version == new.garment.version
+
+
+def test_a_deleted_or_re_registered_garment_is_forgotten_by_this_service(
+    warm: tuple[OutageStore, ArtifactLoader],
+) -> None:
+    outage, loader = warm
+    loader.forget_garment("u1", "top")  # what the catalog does after deleting or registering it
+    outage.down = True
+    with pytest.raises(StoreUnavailable):
+        loader.gather("u1", ["top"])

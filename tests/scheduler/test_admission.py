@@ -11,6 +11,7 @@ from tests.fakes import FakePipeline, make_sample
 from tests.scheduler.conftest import OPTIONS, WAIT_S, StartScheduler
 from vton.errors import InvalidInput
 from vton.scheduler import JobState, JobTimeout, QueueFull, SchedulerConfig
+from vton.scheduler.batch_times import FIRST_BATCH_S, SMOOTHING, BatchTimes
 from vton.scheduler.job import Job
 from vton.scheduler.routing import OVERFLOW_BATCHES, choose_device, home_device
 from vton.scheduler.stages import WorkItem
@@ -51,8 +52,10 @@ def test_only_the_samples_to_run_count_against_the_queue(start: StartScheduler) 
 
 def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartScheduler) -> None:
     fake = FakePipeline(hold_after=1)
-    fake.gate.clear()
     scheduler = start(fake, max_batch=1, request_timeout_s=1.0)
+    measured = scheduler.submit("alice", [make_sample("measured")], OPTIONS)  # batches are fast:
+    assert measured.wait(WAIT_S)  # the next two are expected to finish in time, and are admitted
+    fake.gate.clear()
     running = scheduler.submit("alice", [make_sample("running")], OPTIONS)
     assert fake.blocked.wait(WAIT_S)
     queued = scheduler.submit("bob", [make_sample("queued")], OPTIONS)
@@ -64,12 +67,12 @@ def test_deadline_fails_queued_and_running_jobs_with_timeout(start: StartSchedul
         assert isinstance(snapshot.items[0].error, JobTimeout)
     assert scheduler.loads() == {"cpu": 1}  # the queued item left the queue
     fake.gate.set()
-    assert fake.calls[0].ended.wait(WAIT_S)
-    assert fake.calls[0].outcome == "aborted"  # the running batch stopped between steps
-    assert [call.tags for call in fake.calls] == [("running",)]
+    assert fake.calls[1].ended.wait(WAIT_S)
+    assert fake.calls[1].outcome == "aborted"  # the running batch stopped between steps
+    assert [call.tags for call in fake.calls] == [("measured",), ("running",)]
 
 
-def test_a_job_expected_to_start_past_its_deadline_is_refused_while_the_queue_has_room(
+def test_a_job_expected_to_finish_past_its_deadline_is_refused_while_the_queue_has_room(
     start: StartScheduler,
 ) -> None:
     step_s = 0.05  # a batch of OPTIONS (4 steps) takes >= 0.2 s
@@ -82,9 +85,9 @@ def test_a_job_expected_to_start_past_its_deadline_is_refused_while_the_queue_ha
     assert fake.blocked.wait(WAIT_S)
     admitted = []
     with pytest.raises(QueueFull) as refused:
-        for i in range(20):  # batches >= 0.2 s: 4 more at most are expected to start within 1 s
+        for i in range(20):  # batches >= 0.2 s: 3 more at most are expected to finish within 1 s
             admitted.append(scheduler.submit("bob", [make_sample(f"q{i}")], OPTIONS))
-    assert 1 <= len(admitted) < 5
+    assert 1 <= len(admitted) < 4
     assert scheduler.loads() == {"cpu": 1 + len(admitted)}  # far below max_queue
     assert refused.value.retry_after_s >= OPTIONS.steps * step_s
     fake.gate.set()
@@ -110,6 +113,20 @@ def test_retry_after_is_at_least_one_measured_batch_and_jittered(start: StartSch
     assert retry_after[0] != retry_after[1]
 
 
+def test_batch_times_by_size_scale_from_the_nearest_measured_size() -> None:
+    times = BatchTimes(max_batch=8)
+    assert times.of(8) == times.of(1) == FIRST_BATCH_S  # nothing measured yet
+    times.record(1, 0.5)
+    assert times.of(1) == 0.5 and times.of(8) == 4.0  # in proportion: errs long
+    times.record(8, 2.0)
+    assert times.of(8) == 2.0 and times.of(6) == 1.5 and times.of(2) == 1.0
+    times.record(8, 3.0)
+    assert times.of(8) == pytest.approx(2.0 + SMOOTHING * 1.0)  # a moving average per size
+    assert times.to_finish(19) == pytest.approx(2 * times.of(8) + times.of(3))
+    assert times.to_finish(0) == times.to_finish(-2) == 0.0
+    assert times.average_s == pytest.approx(0.5 + SMOOTHING * 1.5 + SMOOTHING * (3.0 - 0.8))
+
+
 def test_the_queue_fails_items_whose_deadline_passed_instead_of_batching_them() -> None:
     late = Job("alice", 2, OPTIONS.steps, 0.001, "cpu", lambda _job: None)
     live = Job("bob", 1, OPTIONS.steps, 60.0, "cpu", lambda _job: None)
@@ -123,6 +140,24 @@ def test_the_queue_fails_items_whose_deadline_passed_instead_of_batching_them() 
     snapshot = late.snapshot()
     assert snapshot.state is JobState.FAILED and isinstance(snapshot.error, JobTimeout)
     assert queue.depth() == 0
+
+
+def test_the_queue_fails_items_that_cannot_finish_before_their_deadline() -> None:
+    short = Job("alice", 1, OPTIONS.steps, 2.0, "cpu", lambda _job: None)
+    long = Job("bob", 1, OPTIONS.steps, 60.0, "cpu", lambda _job: None)
+    queue = WorkQueue(capacity=8)
+    queue.put([WorkItem(short, 0, make_sample("short"), OPTIONS, 0.0)])
+    queue.put([WorkItem(long, 0, make_sample("long"), OPTIONS, 0.0)])
+    sizes = []
+
+    def run_s(n: int) -> float:  # a batch of two would take 3 s, of one 1 s
+        sizes.append(n)
+        return 1.0 + 2.0 * (n - 1)
+
+    batch = queue.next_batch(window_s=0.0, max_batch=8, run_s=run_s)
+    assert batch is not None and [item.job for item in batch.items] == [long]
+    assert sizes == [2, 1]
+    assert isinstance(short.snapshot().error, JobTimeout)
 
 
 def test_home_device_is_a_stable_hash_of_the_user_id() -> None:

@@ -154,7 +154,8 @@ def test_steps_run_eagerly_after_the_warm_up_are_a_metric_per_device(tiny_model_
         SimpleNamespace(device="gpu0", pipeline=graphed),  # not "cuda": no GPU memory read
         SimpleNamespace(device="cpu", pipeline=TryOnPipeline(model)),
     ]
-    service = SimpleNamespace(engines=engines, loader=SimpleNamespace(stats=lambda: {}))
+    no_stats = SimpleNamespace(stats=lambda: {})
+    service = SimpleNamespace(engines=engines, loader=no_stats, store=no_stats)
     runtime = SimpleNamespace(registry=CollectorRegistry(), service=service)
     install_metrics(runtime)  # type: ignore[arg-type]
     eager = runtime.registry.get_sample_value

@@ -85,6 +85,18 @@ class BrokenStore(LocalStore):
         raise StoreUnavailable("the store is down")
 
 
+def test_forgetting_drops_a_users_results_or_one_garments(tmp_path: Path) -> None:
+    cache = ResultCache(LocalStore(tmp_path), memory_bytes=1 << 20)
+    jacket = replace(KEY, garment=GarmentKey("alice", "jacket", "g1"))
+    bobs = replace(KEY, person=PersonKey("bob", Category.UPPER_BODY, "v1"))
+    for key in (KEY, jacket, bobs):
+        cache.memory.put(key, b"png")
+    assert cache.forget("alice", "shirt") == 1
+    assert cache.memory.lru_order() == [jacket, bobs]
+    assert cache.forget("alice") == 1
+    assert cache.memory.lru_order() == [bobs]
+
+
 def test_a_failing_store_is_a_miss_and_a_failed_put_is_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -49,6 +49,8 @@ def test_a_silent_store_fails_in_bound_then_at_once_and_recovers(
 ) -> None:
     store = guarded(s3_server)
     store.put("users/u1/a", b"x")
+    closed = {"breaker_open": 0, "breaker_rejected_total": 0, "call_failures_total": 0}
+    assert store.stats() == closed
     with frozen(s3_server):
         for _ in range(2):
             elapsed, error = seconds_to_fail(lambda: store.get("users/u1/a"), "no answer within")
@@ -57,6 +59,8 @@ def test_a_silent_store_fails_in_bound_then_at_once_and_recovers(
         elapsed, error = seconds_to_fail(lambda: store.put("users/u1/b", b"y"), "breaker open")
         assert elapsed < AT_ONCE_S
         assert CALL_S <= error.retry_after_s <= OPEN_S
+        opened = {"breaker_open": 1, "breaker_rejected_total": 1, "call_failures_total": 2}
+        assert store.stats() == opened
         start = time.monotonic()
         assert not store.reachable()
         assert time.monotonic() - start < AT_ONCE_S
@@ -64,6 +68,7 @@ def test_a_silent_store_fails_in_bound_then_at_once_and_recovers(
     assert store.get("users/u1/a") == b"x"  # the trial call, and the breaker closes
     assert store.breaker.healthy
     store.put("users/u1/b", b"y")
+    assert store.stats()["breaker_open"] == 0
 
 
 def test_a_failed_trial_opens_the_breaker_again(s3_server: S3TestServer) -> None:

@@ -1,5 +1,6 @@
-"""What /metrics shows beyond the HTTP and scheduler metrics: artifact cache counters, the garment
-feature cache's counters and eager steps per device, and GPU memory, read when scraped."""
+"""What /metrics shows beyond the HTTP and scheduler metrics: artifact cache counters, the store's
+circuit breaker, the garment feature cache's counters and eager steps per device, and GPU memory,
+read when scraped."""
 
 from __future__ import annotations
 
@@ -25,18 +26,20 @@ def stats_family(
     return GaugeMetricFamily(f"{prefix}_{name}", help_text, labels=labels)
 
 
-class CacheCollector(Collector):
-    """The artifact caches' stats (hits, misses, evictions, bytes per level; store loads)."""
+class StatsCollector(Collector):
+    """One component's stats, each `{prefix}_{name}`: the artifact caches' (hits, misses,
+    evictions, bytes per level; store loads; stale manifests served), the store's (breaker open,
+    calls it refused, calls that failed)."""
 
-    def __init__(self, stats: Callable[[], dict[str, int] | None]) -> None:
-        self._stats = stats
+    def __init__(self, prefix: str, what: str, stats: Callable[[], dict[str, int] | None]) -> None:
+        self._prefix, self._what, self._stats = prefix, what, stats
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         if stats is None:
             return
         for name, value in sorted(stats.items()):
-            metric = stats_family("vton_cache", name, "Artifact cache")
+            metric = stats_family(self._prefix, name, self._what)
             metric.add_metric([], value)
             yield metric
 
@@ -93,6 +96,9 @@ def install_metrics(runtime: Runtime) -> HttpMetrics:
     def cache_stats() -> dict[str, int] | None:
         return runtime.service.loader.stats() if runtime.service else None
 
+    def store_stats() -> dict[str, int] | None:
+        return runtime.service.store.stats() if runtime.service else None
+
     def devices() -> list[str]:
         return [e.device for e in runtime.service.engines] if runtime.service else []
 
@@ -112,7 +118,8 @@ def install_metrics(runtime: Runtime) -> HttpMetrics:
             if e.pipeline.graphs is not None
         }
 
-    registry.register(CacheCollector(cache_stats))
+    registry.register(StatsCollector("vton_cache", "Artifact cache", cache_stats))
+    registry.register(StatsCollector("vton_store", "Store calls", store_stats))
     registry.register(
         DeviceStatsCollector("vton_garment_cache", "Garment feature cache", garment_cache_stats)
     )

@@ -49,6 +49,7 @@ def single_response(tryon: TryOn, view: ItemView, png: bytes) -> TryOnResponse:
         timings=timings(tryon, view, elapsed_ms(tryon)),
         cache_hits=tryon.request.cache_hits,
         result_cached=bool(view.result and view.result.cached),
+        stale_seconds=tryon.request.stale_s,
     )
 
 
@@ -67,7 +68,10 @@ def batch_response(tryon: TryOn, views: list[ItemView]) -> BatchTryOnResponse:
         for view in views
     ]
     return BatchTryOnResponse(
-        results=results, total_processing_time=total, cache_hits=tryon.request.cache_hits
+        results=results,
+        total_processing_time=total,
+        cache_hits=tryon.request.cache_hits,
+        stale_seconds=tryon.request.stale_s,
     )
 
 
@@ -152,6 +156,8 @@ def log_fields(tryon: TryOn, views: list[ItemView]) -> dict[str, object]:
         "ok": f"{len(results)}/{len(views)}",
         "artifacts_ms": kept.artifacts_ms,
     }
+    if kept.stale_s is not None:  # the store did not answer: remembered manifests were used
+        fields["stale_s"] = kept.stale_s
     for phase in PHASES:
         fields[f"{phase}_ms"] = max((r.timings_ms.get(phase, 0.0) for r in results), default=0.0)
     return fields

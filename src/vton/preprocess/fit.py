@@ -151,4 +151,5 @@ def to_rgb(photo: Image.Image) -> Image.Image:
 def fit_photo(photo: Image.Image, mode: FitMode = "letterbox") -> tuple[Image.Image, Fit]:
     """A photo in the working frame and its fit."""
     fit = compute_fit(photo.size, mode)
-    return apply_fit(to_rgb(photo), fit, WHITE), fit
+    rgb = photo if photo.mode == "RGB" else to_rgb(photo)  # apply_fit only reads it: no copy
+    return apply_fit(rgb, fit, WHITE), fit

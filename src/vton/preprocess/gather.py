@@ -1,6 +1,8 @@
 """Loading what a try-on needs: manifests first (they name the versions), then every artifact
 in parallel on a bounded pool, each through the caches (L1, L2, one load per key in flight).
 Each person and garment says where its artifacts came from: the slowest source among them.
+When the store does not answer, a manifest the store gave at most `stale_if_error_s` ago stands in
+(cache/stale.py), so a try-on whose artifacts are cached is still served; it says how old.
 
     gather(user_id, [c1, c2])  ->  [TryOnInputs(person for c1's category, garment c1), ...]
 """
@@ -12,11 +14,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from vton.cache import Found, Source, TieredCache, slowest
+from vton.cache.stale import Read, StaleIfError
 from vton.engine.types import TextEmbeddings
 from vton.errors import CorruptArtifact, InvalidInput, NotRegistered, StoreUnavailable
 from vton.preprocess.fit import Fit
@@ -29,6 +32,7 @@ from vton.store.codecs import decode_png
 from vton.store.ids import Category, check_id
 
 _STALE_RETRIES = (0.05, 0.1, 0.2, 0.4)  # seconds between attempts while a registration lands
+M = TypeVar("M", PersonManifest, GarmentManifest)
 TRYON_IMAGES = {name: mode for name, mode in IMAGE_MODES.items() if name != "mask_gray"}
 """The person images a try-on reads, and their modes (mask_gray is a preview for the API)."""
 
@@ -51,6 +55,8 @@ class PersonArtifacts:
     """The original photo, for persons in the crop framing (results go back into it)."""
     source: Source
     """Where the slowest of these images came from (memory, disk, store)."""
+    manifest_age_s: float | None = None
+    """Set when the store did not answer and the remembered manifest was used: its age."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class GarmentArtifacts:
     text: TextEmbeddings
     source: Source
     """Where the slower of the image and the text came from."""
+    manifest_age_s: float | None = None
+    """Set when the store did not answer and the remembered manifest was used: its age."""
 
 
 @dataclass(frozen=True)
@@ -93,18 +101,23 @@ def decode_versioned_text(key: str, version: str, data: bytes) -> tuple[TextEmbe
 
 
 class ArtifactLoader:
-    """Loads artifacts through `cache`, `workers` objects at a time. Thread-safe."""
+    """Loads artifacts through `cache`, `workers` objects at a time; a try-on's manifests may be
+    up to `stale_if_error_s` old while the store does not answer (0: never). Thread-safe."""
 
-    def __init__(self, store: Store, cache: TieredCache, workers: int = 16) -> None:
+    def __init__(
+        self, store: Store, cache: TieredCache, workers: int = 16, stale_if_error_s: float = 0.0
+    ) -> None:
         self.store = store
         self.cache = cache
+        self.manifests: StaleIfError[Any] = StaleIfError(stale_if_error_s)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vton-load")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
     def stats(self) -> dict[str, int]:
-        return self.cache.stats()
+        """The caches' stats, and the manifests that stood in for the store."""
+        return self.cache.stats() | {"stale_manifests_served_total": self.manifests.served}
 
     def forget_person(self, user_id: str) -> None:
         """Frees the cached artifacts of a person (re-registered or deleted). Correctness does not
@@ -112,26 +125,43 @@ class ArtifactLoader:
         for category in Category:
             self.cache.invalidate(keys.person_folder(user_id, category))
         self.cache.invalidate(keys.person_photo(user_id))
+        self.manifests.forget(keys.person_manifest(user_id))  # never stands in for the new one
 
     def forget_garment(self, user_id: str, clothing_id: str) -> None:
         self.cache.invalidate(keys.garment_image(user_id, clothing_id))
         self.cache.invalidate(keys.text(user_id, clothing_id))
+        self.manifests.forget(keys.garment_manifest(user_id, clothing_id))
 
     def person_manifest(self, user_id: str) -> PersonManifest:
-        key = keys.person_manifest(user_id)
-        try:
-            return PersonManifest.decode(key, self.store.get(key))
-        except MissingObject:
-            raise NotRegistered(f"person of user {user_id!r} is not registered") from None
+        """The store's manifest (never a remembered one)."""
+        return self._read_person(user_id, stale_ok=False).value
 
     def garment_manifest(self, user_id: str, clothing_id: str) -> GarmentManifest:
-        key = keys.garment_manifest(user_id, clothing_id)
-        try:
-            return GarmentManifest.decode(key, self.store.get(key))
-        except MissingObject:
-            raise NotRegistered(
-                f"garment {clothing_id!r} of user {user_id!r} is not registered"
-            ) from None
+        """The store's manifest (never a remembered one)."""
+        return self._read_garment(user_id, clothing_id, stale_ok=False).value
+
+    def _read_person(self, user_id: str, stale_ok: bool) -> Read[PersonManifest]:
+        missing = f"person of user {user_id!r} is not registered"
+        return self._read(PersonManifest, keys.person_manifest(user_id), missing, stale_ok)
+
+    def _read_garment(
+        self, user_id: str, clothing_id: str, stale_ok: bool
+    ) -> Read[GarmentManifest]:
+        missing = f"garment {clothing_id!r} of user {user_id!r} is not registered"
+        return self._read(
+            GarmentManifest, keys.garment_manifest(user_id, clothing_id), missing, stale_ok
+        )
+
+    def _read(self, kind: type[M], key: str, missing: str, stale_ok: bool) -> Read[M]:
+        """The manifest at `key`; with `stale_ok` a remembered one stands in for a store outage."""
+
+        def fetch() -> M:
+            try:
+                return kind.decode(key, self.store.get(key))
+            except MissingObject:
+                raise NotRegistered(missing) from None
+
+        return self.manifests.read(key, fetch, stale_ok)
 
     def gather(
         self, user_id: str, clothing_ids: Sequence[str], category: Category | str | None = None
@@ -159,9 +189,11 @@ class ArtifactLoader:
         self, user_id: str, clothing_ids: list[str], forced: Category | None
     ) -> list[TryOnInputs]:
         # 1. Manifests, in parallel: they give the versions and the garments' categories.
-        manifests: list[Callable[[], Any]] = [partial(self.person_manifest, user_id)]
-        manifests += [partial(self.garment_manifest, user_id, c) for c in clothing_ids]
-        person, *garments = self._run(manifests)
+        manifests: list[Callable[[], Any]] = [partial(self._read_person, user_id, True)]
+        manifests += [partial(self._read_garment, user_id, c, True) for c in clothing_ids]
+        person_read, *garment_reads = self._run(manifests)
+        person: PersonManifest = person_read.value
+        garments: list[GarmentManifest] = [read.value for read in garment_reads]
         categories = [forced or garment.category for garment in garments]
         missing = sorted({c.value for c in categories} - {c.value for c in person.categories})
         if missing:
@@ -200,12 +232,15 @@ class ArtifactLoader:
                 **{name: image.value for name, image in images.items()},
                 photo=photo[0].value if photo else None,
                 source=slowest(f.source for f in [*images.values(), *photo]),
+                manifest_age_s=person_read.age_s,
             )
         inputs: list[TryOnInputs] = []
-        for category, c, m in zip(categories, clothing_ids, garments, strict=True):
+        for category, c, read in zip(categories, clothing_ids, garment_reads, strict=True):
             image, text = next(loaded), next(loaded)
             source = slowest([image.source, text.source])
-            garment = GarmentArtifacts(user_id, c, m.version, image.value, text.value, source)
+            garment = GarmentArtifacts(
+                user_id, c, read.value.version, image.value, text.value, source, read.age_s
+            )
             inputs.append(TryOnInputs(persons[category], garment))
         return inputs
 

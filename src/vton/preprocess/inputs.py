@@ -68,7 +68,8 @@ def read_image(data: bytes, what: str, max_pixels: int = MAX_PIXELS) -> Image.Im
         image.load()
     except (OSError, SyntaxError, ValueError) as e:
         raise InvalidInput(f"{what}: not a readable image ({e})") from e
-    return ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)  # not a copy of a buffer that may be 64 MB
+    return image
 
 
 def check_companion(

@@ -25,7 +25,7 @@ class SchedulerError(VtonError):
 
 
 class QueueFull(SchedulerError):
-    """No worker has room for the job or is expected to start it before its deadline; try again
+    """No worker has room for the job or is expected to finish it before its deadline; try again
     after retry_after_s seconds."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:

@@ -7,8 +7,8 @@ hash() is salted per process).
 Much busier: the home device's load (items queued + running) exceeds the least loaded device's by
 more than OVERFLOW_BATCHES full batches; waiting that long costs more than a cold cache. Then, or
 when the home queue has no room, the job goes to the least loaded device with room. (The scheduler
-counts a device as having room when its queue has room and it is expected to start the job before
-its deadline.)
+counts a device as having room when its queue has room and it is expected to finish the job
+before its deadline.)
 """
 
 from __future__ import annotations

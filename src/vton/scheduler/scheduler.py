@@ -182,15 +182,15 @@ class Scheduler:
         job.cancel("cancelled by the client")
         return job
 
-    def forget(self, user_id: str, matches: Callable[[Job], bool]) -> int:
-        """Cancels and drops the user's jobs that `matches`, results and all: their ids then
-        answer NotRegistered. Returns how many."""
+    def forget(self, user_id: str, matches: Callable[[Job], bool], why: str) -> int:
+        """Cancels (saying `why`) and drops the user's jobs that `matches`, results and all: their
+        ids then answer NotRegistered. Returns how many."""
         with self._lock:
             doomed = [j for j in self._jobs.values() if j.user_id == user_id and matches(j)]
             for job in doomed:
                 del self._jobs[job.id]
         for job in doomed:  # outside the lock: a cancel finishes the job
-            job.cancel("its person was deleted")
+            job.cancel(why)
         return len(doomed)
 
     def shutdown(self) -> None:
@@ -220,15 +220,16 @@ class Scheduler:
             )
 
     def _route(self, user_id: str, n_items: int, timeout_s: float) -> Worker:
-        """A worker with room for the items that is expected to start them before the job's
-        deadline (a job that would only time out in the queue is refused now)."""
+        """A worker with room for the items that is expected to finish them before the job's
+        deadline (a job that would only time out, in the queue or on the engine, is refused
+        now)."""
         loads = [worker.load for worker in self._workers]
         room = [worker.admits(n_items, timeout_s) for worker in self._workers]
         index = choose_device(user_id, loads, room, self.config.max_batch)
         if index is None:
             retry_after_s = min(w.retry_after_s(n_items, timeout_s) for w in self._workers)
             raise QueueFull(
-                "no device can start the job before its deadline (queue full or too long); "
+                "no device can finish the job before its deadline (queue full or too long); "
                 f"retry in about {retry_after_s:.0f} s",
                 retry_after_s,
             )

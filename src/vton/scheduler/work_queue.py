@@ -4,15 +4,17 @@ A batch is the oldest item plus the later items with the same DiffusionOptions, 
 up to max_batch. It leaves as soon as it is full, or once the oldest item has waited batch_window
 since it was queued: an item that already waited that long (the worker was busy) leaves at once
 with whatever company is there. Items with other options keep their places. An item whose job's
-deadline passed while it waited never joins a batch: its job fails with JobTimeout there and then
-(the deadline watcher would too, a moment later; the engine must not compute it meanwhile).
+deadline passed while it waited, or comes before the batch it would join is expected to end
+(`run_s`, the worker's measured batch durations), never joins a batch: its job fails with
+JobTimeout there and then (the deadline watcher would too; the engine must not compute what
+nobody waits for meanwhile).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from vton.scheduler.errors import SchedulerClosed
 from vton.scheduler.job import Job
@@ -60,19 +62,25 @@ class WorkQueue:
             self._cond.notify_all()
             return left
 
-    def next_batch(self, window_s: float, max_batch: int) -> Batch | None:
-        """Blocks until a batch is ready (see the module docstring); None once closed."""
+    def next_batch(
+        self, window_s: float, max_batch: int, run_s: Callable[[int], float] = lambda _n: 0.0
+    ) -> Batch | None:
+        """Blocks until a batch is ready (see the module docstring); None once closed. `run_s`:
+        the expected seconds of a batch of n items."""
         while True:
             with self._cond:
-                batch, expired = self._wait_batch(window_s, max_batch)
+                batch, expired = self._wait_batch(window_s, max_batch, run_s)
             for job in expired:  # outside the lock: expiring a job discards its other items
                 job.expire()
             if batch is not None or not expired:
                 return batch
 
-    def _wait_batch(self, window_s: float, max_batch: int) -> tuple[Batch | None, set[Job]]:
-        """next_batch's wait, under the lock: a batch, or the jobs whose deadline passed (their
-        items removed) as soon as there are any; (None, no jobs) once closed."""
+    def _wait_batch(
+        self, window_s: float, max_batch: int, run_s: Callable[[int], float]
+    ) -> tuple[Batch | None, set[Job]]:
+        """next_batch's wait, under the lock: a batch, or the jobs whose deadline passed or comes
+        before their batch would end (their items removed) as soon as there are any; (None, no
+        jobs) once closed."""
         while not self._closed:
             now = time.monotonic()
             expired = {item.job for item in self._items if item.job.deadline <= now}
@@ -87,6 +95,11 @@ class WorkQueue:
             chosen = matching[:max_batch]
             wait_s = head.enqueued_at + window_s - now
             if len(chosen) == max_batch or wait_s <= 0:
+                ends = now + run_s(len(chosen))
+                late = {item.job for item in chosen if item.job.deadline < ends}
+                if late:
+                    self._items = [item for item in self._items if item.job not in late]
+                    return None, late
                 taken = set(chosen)
                 self._items = [item for item in self._items if item not in taken]
                 return Batch(head.options, tuple(chosen)), set()

@@ -13,7 +13,6 @@ the device is not kept waiting by that work.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from vton.engine.types import TryOnOutput
+from vton.scheduler.batch_times import BatchTimes
 from vton.scheduler.config import SchedulerConfig
 from vton.scheduler.errors import EngineFailed
 from vton.scheduler.executor import BatchExecutor
@@ -31,11 +31,10 @@ from vton.scheduler.work_queue import WorkQueue
 
 logger = logging.getLogger(__name__)
 
-FIRST_BATCH_S = 1.0
-"""The batch duration assumed before any batch was measured; the first measured batch replaces it.
-(The warm-up is not a seed: it runs one step of batch 1 on the CPU, far from a request's batch.)"""
-SMOOTHING = 0.2
-"""Weight of the newest batch in the moving average of batch durations."""
+HEADROOM = 0.25
+"""The share of a deadline admission keeps free of the expected finish, for what the moving
+averages do not see: a slower batch (the machine shared), the post-processing. It costs no
+throughput: the engine stays as busy with the queue a bit shorter."""
 RETRY_JITTER = 0.2
 """Retry-After is stretched by a random factor up to this much, so refused clients spread out."""
 
@@ -64,8 +63,7 @@ class Worker:
             target=self._loop, name=f"vton-worker-{device}", daemon=True
         )
         self._running = 0
-        self._batch_s = FIRST_BATCH_S
-        self._measured = False
+        self._times = BatchTimes(config.max_batch)
         metrics.track_queue(device, self.queue.depth)
 
     @property
@@ -73,25 +71,29 @@ class Worker:
         """Items queued or in the running batch."""
         return self.queue.depth() + self._running
 
-    def expected_start_s(self) -> float:
-        """About how long until an item queued now enters a batch: the batches ahead of it (the
-        items queued or running, max_batch to a batch, rounded up) times the moving average of
-        batch durations."""
-        return math.ceil(self.load / self._config.max_batch) * self._batch_s
+    def expected_finish_s(self, n_items: int) -> float:
+        """About how long until n_items queued now have finished: the items queued or running and
+        these, in batches of max_batch, each as long as batches of its size took (batch_times.py).
+        (Counting whole batches at the average duration admitted a burst at the pace of the small
+        batches before it, and most of it then timed out on the engine.)"""
+        return self._times.to_finish(self.load + n_items)
 
     def admits(self, n_items: int, timeout_s: float) -> bool:
-        """Whether n_items fit in the queue and can start before a deadline timeout_s from now."""
-        return self.queue.has_room(n_items) and self.expected_start_s() <= timeout_s
+        """Whether n_items fit in the queue and can finish before a deadline timeout_s from now,
+        with HEADROOM (an item that starts but cannot finish in time is computed for nobody). An
+        idle worker takes what fits: refusing would not make it sooner, and it measures."""
+        in_time = self.expected_finish_s(n_items) <= timeout_s * (1.0 - HEADROOM)
+        return self.queue.has_room(n_items) and (in_time or self.load == 0)
 
     def retry_after_s(self, n_items: int, timeout_s: float) -> float:
-        """About how long until `admits` holds: the batches that must leave first (for room in
-        the queue, or for the expected start to come within timeout_s), at least one, times the
-        moving average of batch durations, stretched by up to RETRY_JITTER at random."""
+        """About how long until `admits` holds: until the items that must leave first have (for
+        room in the queue, or for the expected finish to come within timeout_s), never less than
+        one batch's average duration, stretched by up to RETRY_JITTER at random."""
         excess = self.queue.depth() + n_items - self.queue.capacity
-        for_room = math.ceil(excess / self._config.max_batch)
-        for_deadline = math.ceil((self.expected_start_s() - timeout_s) / self._batch_s)
-        batches = max(1, for_room, for_deadline)
-        return batches * self._batch_s * (1.0 + random.uniform(0.0, RETRY_JITTER))
+        for_room_s = self._times.to_finish(excess)
+        for_deadline_s = self.expected_finish_s(n_items) - timeout_s * (1.0 - HEADROOM)
+        wait_s = max(self._times.average_s, for_room_s, for_deadline_s)
+        return wait_s * (1.0 + random.uniform(0.0, RETRY_JITTER))
 
     def start(self) -> None:
         self._thread.start()
@@ -117,7 +119,8 @@ class Worker:
         finally:
             self._prepared.set()
         window_s = self._config.batch_window_ms / 1000.0
-        while (batch := self.queue.next_batch(window_s, self._config.max_batch)) is not None:
+        max_batch, run_s = self._config.max_batch, self._times.measured_of
+        while (batch := self.queue.next_batch(window_s, max_batch, run_s)) is not None:
             try:
                 self._step(batch)
             except Exception:
@@ -135,9 +138,7 @@ class Worker:
         finally:
             self._running = 0
         seconds = time.monotonic() - started
-        weight = SMOOTHING if self._measured else 1.0
-        self._batch_s += weight * (seconds - self._batch_s)
-        self._measured = True
+        self._times.record(len(batch.items), seconds)
         self._metrics.observe_batch(self.device, len(batch.items), seconds)
         logger.info(
             "batch device=%s size=%d steps=%d batch_ms=%.0f",

@@ -66,7 +66,7 @@ class Service:
         cache = TieredCache.create(
             settings.l1_cache_bytes, settings.l2_cache_bytes, settings.cache_dir
         )
-        loader = ArtifactLoader(store, cache, settings.load_workers)
+        loader = ArtifactLoader(store, cache, settings.load_workers, settings.stale_if_error_s)
         config = SchedulerConfig(
             max_queue=settings.max_queue,
             batch_window_ms=settings.batch_window_ms,
@@ -111,6 +111,14 @@ class Service:
             self.catalog.delete_person(user_id)
         finally:
             self.tryons.forget_person(user_id)
+
+    def delete_garment(self, user_id: str, clothing_id: str) -> None:
+        """Removes the user's garment, then every cached result and job that shows it (also when
+        there was no such garment: NotRegistered after the purge)."""
+        try:
+            self.catalog.delete_garment(user_id, clothing_id)
+        finally:
+            self.tryons.forget_garment(user_id, clothing_id)
 
     def store_reachable(self) -> bool:
         """From the circuit breaker's state, without waiting on the store."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from vton.cache.lru import Lru
 from vton.engine.types import DiffusionOptions
-from vton.errors import NotRegistered
+from vton.errors import NotRegistered, StoreUnavailable
 from vton.store import Store, keys
 from vton.store.ids import GarmentKey, PersonKey
 
@@ -71,8 +71,8 @@ class ResultCache:
             png = self.store.get(key.store_key())
         except NotRegistered:
             return None
-        except Exception:
-            log.warning("result cache get failed for %s", key.store_key(), exc_info=True)
+        except Exception as error:
+            _log_failure("get", key, error)
             return None
         self.memory.put(key, png)
         return png
@@ -81,10 +81,23 @@ class ResultCache:
         self.memory.put(key, png)
         try:
             self.store.put(key.store_key(), png)
-        except Exception:
-            log.warning("result cache put failed for %s", key.store_key(), exc_info=True)
+        except Exception as error:
+            _log_failure("put", key, error)
 
-    def forget_user(self, user_id: str) -> int:
-        """Drops the user's results from memory (the store's are deleted with the person);
-        returns how many."""
-        return self.memory.invalidate(lambda key: key.person.user_id == user_id)
+    def forget(self, user_id: str, clothing_id: str | None = None) -> int:
+        """Drops the user's results (of one garment, if given) from memory; returns how many.
+        The store's are deleted with the person; a deleted garment's stay there unreachable (their
+        names hash its version, which no registration has again) until then."""
+        return self.memory.invalidate(
+            lambda key: (
+                key.person.user_id == user_id and clothing_id in (None, key.garment.clothing_id)
+            )
+        )
+
+
+def _log_failure(action: str, key: ResultKey, error: Exception) -> None:
+    """A warning; with the traceback unless the store is down (one line per request then)."""
+    down = isinstance(error, StoreUnavailable)
+    log.warning(
+        "result cache %s failed for %s: %s", action, key.store_key(), error, exc_info=not down
+    )

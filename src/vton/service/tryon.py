@@ -83,6 +83,8 @@ class TryOnRequest:
     finishes: dict[int, Finish] = field(default_factory=dict)
     """The Finish of each item to run, until post_process takes it: a job kept by id does not
     hold on to the person images."""
+    stale_s: float | None = None
+    """Set when the store did not answer: the age of the oldest remembered manifest used."""
 
     @property
     def clothing_ids(self) -> list[str]:
@@ -141,6 +143,15 @@ def person_key(inputs: TryOnInputs) -> PersonKey:
 def garment_key(inputs: TryOnInputs) -> GarmentKey:
     garment = inputs.garment
     return GarmentKey(garment.user_id, garment.clothing_id, garment.version)
+
+
+def stale_age(gathered: list[TryOnInputs]) -> float | None:
+    """The age of the oldest manifest that stood in for the store, or None if the store gave
+    them all."""
+    ages = [i.person.manifest_age_s for i in gathered] + [
+        i.garment.manifest_age_s for i in gathered
+    ]
+    return max((age for age in ages if age is not None), default=None)
 
 
 def post_process(
@@ -237,7 +248,13 @@ class TryOnService:
             finishes[len(items)] = finish
             items.append(self._sample(got, options.seed))
         request = TryOnRequest(
-            kind, tuple(planned), artifacts_ms, self._sources(good), started, finishes
+            kind,
+            tuple(planned),
+            artifacts_ms,
+            self._sources(good),
+            started,
+            finishes,
+            stale_age(good),
         )
         timeout = self._timeout_s(asynchronous, timeout_s)
         return TryOn(
@@ -300,8 +317,21 @@ class TryOnService:
     def forget_person(self, user_id: str) -> None:
         """After the user's person is deleted: no job or cached result shows it any more (their
         by-reference jobs are cancelled and dropped; inline ones never used it)."""
-        self.scheduler.forget(user_id, lambda job: request_of(job).kind != "inline")
-        self.results.forget_user(user_id)
+        self.scheduler.forget(
+            user_id, lambda job: request_of(job).kind != "inline", "its person was deleted"
+        )
+        self.results.forget(user_id)
+
+    def forget_garment(self, user_id: str, clothing_id: str) -> None:
+        """After the user's garment is deleted: no job or cached result shows it any more (a
+        job that tried it on is cancelled and dropped whole, with the other garments of its
+        batch)."""
+        self.scheduler.forget(
+            user_id,
+            lambda job: clothing_id in request_of(job).clothing_ids,
+            "a garment of it was deleted",
+        )
+        self.results.forget(user_id, clothing_id)
 
     # -- internals ---------------------------------------------------------------------------
 

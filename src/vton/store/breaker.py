@@ -53,6 +53,10 @@ class CircuitBreaker:
         self._answered = False
         self._opened_at: float | None = None
         self._trial_running = False
+        self.rejected = 0
+        """Calls refused at once while open (or while the trial call ran)."""
+        self.failures = 0
+        """Calls that failed (no answer in time, or the store unreachable)."""
 
     def admit(self) -> bool:
         """Lets a call through (True when it is the trial call) or raises StoreUnavailable."""
@@ -61,6 +65,7 @@ class CircuitBreaker:
                 return False
             left = self._opened_at + self.open_s - self._clock()
             if left > 0 or self._trial_running:
+                self.rejected += 1
                 raise StoreUnavailable(
                     f"the store failed {self._failures} calls in a row (circuit breaker open)",
                     retry_after_s=max(left, 0.0),
@@ -80,6 +85,7 @@ class CircuitBreaker:
     def failed(self, trial: bool) -> None:
         with self._lock:
             self._failures += 1
+            self.failures += 1
             if trial or (self._opened_at is None and self._failures >= self.failures_to_open):
                 if self._opened_at is None:
                     log.warning("store failed %d calls in a row: breaker open", self._failures)
@@ -96,6 +102,12 @@ class CircuitBreaker:
         """The store has answered, and the last call that ended succeeded (so: closed)."""
         with self._lock:
             return self._answered and self._failures == 0
+
+    @property
+    def is_open(self) -> bool:
+        """Open or half-open: calls fail at once but for one trial call once it is due."""
+        with self._lock:
+            return self._opened_at is not None
 
     def open_left_s(self) -> float:
         """Seconds until the next trial call (0 when closed or due)."""
@@ -120,6 +132,15 @@ class GuardedStore(Store):
         """When a client should try again: when the breaker lets a trial through, and never
         sooner than one call's bound."""
         return max(self.config.call_timeout_s, self.breaker.open_left_s())
+
+    def stats(self) -> dict[str, int]:
+        """The breaker's state and counters for metrics (monotonic counters end in `_total`)."""
+        breaker = self.breaker
+        return {
+            "breaker_open": int(breaker.is_open),
+            "breaker_rejected_total": breaker.rejected,
+            "call_failures_total": breaker.failures,
+        }
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         try:

@@ -66,5 +66,7 @@ async def get_clothing_image(
 async def delete_clothing(
     clothing_id: ClothingIdPath, user: CurrentUser, service: ServiceDep
 ) -> Response:
-    await run_in_threadpool(service.catalog.delete_garment, user, clothing_id)
+    """Removes the garment, and every try-on of it cached or in a job (such a job then answers
+    404; a running one is cancelled)."""
+    await run_in_threadpool(service.delete_garment, user, clothing_id)
     return Response(status_code=204)

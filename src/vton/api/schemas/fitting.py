@@ -24,6 +24,11 @@ class TryOnResponse(ApiModel):
         description="Where the person's and each garment's artifacts came from."
     )
     result_cached: bool = Field(description="Answered from an identical earlier request.")
+    stale_seconds: float | None = Field(
+        None,
+        description="Set when the store did not answer and the registrations were read from the "
+        "server's caches: how old they may be (at most VTON_STALE_IF_ERROR_S seconds).",
+    )
 
 
 class BatchTryOnRequest(TryOnOptionsIn):
@@ -50,3 +55,8 @@ class BatchTryOnResponse(ApiModel):
     results: list[BatchItem]
     total_processing_time: float = Field(description="Milliseconds for the whole request.")
     cache_hits: dict[str, Source]
+    stale_seconds: float | None = Field(
+        None,
+        description="Set when the store did not answer and the registrations were read from the "
+        "server's caches: how old they may be (at most VTON_STALE_IF_ERROR_S seconds).",
+    )
