@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(3, ge=1, le=10)
     """Attempts per S3 request (the first try included) before StoreUnavailable."""
 
-    store_call_timeout_s: float = Field(3.0, gt=0, le=300)
+    store_call_timeout_s: float = Field(2.5, gt=0, le=300)
     """Seconds one store call of the service may take in all (connects, reads and retries):
     past it the call fails with StoreUnavailable (503 + Retry-After)."""
 

@@ -31,7 +31,7 @@ PROBE_KEY = "vton-ready-probe"
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    call_timeout_s: float = 3.0
+    call_timeout_s: float = 2.5
     failures_to_open: int = 5
     open_s: float = 10.0
     max_calls: int = 64
