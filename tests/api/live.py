@@ -248,3 +248,14 @@ def register_garment(client: httpx.Client, clothing_id: str, **fields: Any) -> d
 
 def new_user() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout_s: float = WAIT_S) -> dict:
+    """The job's status once it has ended (polled)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if status["state"] in ("succeeded", "failed", "cancelled"):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)

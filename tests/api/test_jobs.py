@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.api.live import (
-    WAIT_S,
     LiveServer,
     garment_image,
     make_settings,
@@ -19,18 +18,9 @@ from tests.api.live import (
     png_bytes,
     register_garment,
     wait_for_line,
+    wait_job,
 )
 from vton.errors import NotRegistered
-
-
-def wait_job(client: httpx.Client, job_id: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        status = client.get(f"/api/jobs/{job_id}").json()
-        if status["state"] in ("succeeded", "failed", "cancelled"):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
 
 
 def read_events(client: httpx.Client, job_id: str) -> list[tuple[str, dict]]:

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("bullmq")
 
-from tests.api.live import SECRET, register_garment, register_person
+from tests.api.live import SECRET, register_garment, register_person, wait_job
 from tests.cluster.conftest import NODE_DIR, RedisServer, start_redis
 from tests.cluster.fleet import Fleet, VtonProcess
 from vton.api.tokens import TokenCodec
@@ -126,20 +126,10 @@ def submit(client: httpx.Client, clothing_id: str, seed: int, steps: int = STEPS
     return response.json()["jobId"]
 
 
-def wait_job(client: httpx.Client, job_id: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        status = client.get(f"/api/jobs/{job_id}").json()
-        if status["state"] in ("succeeded", "failed", "cancelled"):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
-
-
 def run_jobs(deployment: Deployment, seeds: list[int]) -> dict[int, tuple[str, dict]]:
     with deployment.client() as client:
         ids = {seed: submit(client, GARMENTS[seed % len(GARMENTS)], seed) for seed in seeds}
-        return {seed: (job_id, wait_job(client, job_id)) for seed, job_id in ids.items()}
+        return {seed: (job_id, wait_job(client, job_id, WAIT_S)) for seed, job_id in ids.items()}
 
 
 def forget_results(deployment: Deployment) -> None:
@@ -171,7 +161,7 @@ def test_jobs_finish_in_batches_across_jobs(deployment: Deployment, first_run: d
 def test_a_repeated_request_is_a_result_cache_hit(deployment: Deployment, first_run: dict) -> None:
     seed = SEEDS[0]
     with deployment.client() as client:
-        status = wait_job(client, submit(client, GARMENTS[seed % len(GARMENTS)], seed))
+        status = wait_job(client, submit(client, GARMENTS[seed % len(GARMENTS)], seed), WAIT_S)
     (item,) = status["results"]
     assert item["resultCached"], status
     assert item["image"] == first_run[seed][1]["results"][0]["image"]
@@ -227,7 +217,7 @@ def test_a_killed_workers_jobs_finish_once_with_the_same_images(unbatched: Deplo
             time.sleep(0.02)
         victim = unbatched.holder(progressed[0])
         victim.kill()
-        statuses = {seed: wait_job(client, job_id) for seed, job_id in ids.items()}
+        statuses = {seed: wait_job(client, job_id, WAIT_S) for seed, job_id in ids.items()}
     unbatched.workers[unbatched.workers.index(victim)] = unbatched.fleet.worker()
     rerun = 0
     for seed, status in statuses.items():
@@ -315,7 +305,7 @@ def test_cancel_a_waiting_and_a_running_job_and_429_when_full(deployment: Deploy
 
             target = running[0]["jobId"]
             assert client.delete(f"/api/jobs/{target}").status_code == 200
-            final = wait_job(client, target)
+            final = wait_job(client, target, WAIT_S)
             assert final["state"] == "cancelled", final
             for job_id in ids:
                 client.delete(f"/api/jobs/{job_id}")
@@ -332,7 +322,7 @@ def test_sigterm_finishes_the_jobs_a_worker_holds_then_it_exits(deployment: Depl
             time.sleep(0.02)
         worker = deployment.holder(held[0])
         assert worker.stop() == 0, worker.log_text()[-3000:]
-        statuses = [wait_job(client, job_id) for job_id in ids]
+        statuses = [wait_job(client, job_id, WAIT_S) for job_id in ids]
     deployment.workers[deployment.workers.index(worker)] = deployment.fleet.worker()
     assert [s["state"] for s in statuses] == ["succeeded"] * len(ids), statuses
     view = deployment.queue_view(held[0])
@@ -357,7 +347,7 @@ def test_the_system_answers_again_after_a_redis_restart(deployment: Deployment) 
                 job_id = submit_when_up(client, seed)
                 events = client.get(f"/api/jobs/{job_id}/events").text
                 assert "event: finished" in events
-                status = wait_job(client, job_id)
+                status = wait_job(client, job_id, WAIT_S)
             assert status["state"] == "succeeded", status
     finally:
         late.stop()
