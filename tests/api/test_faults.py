@@ -19,8 +19,8 @@ from tests.api.live import (
     register_garment,
     register_person,
     start_faulty_server,
+    wait_job,
 )
-from tests.api.test_jobs import wait_job
 
 
 def registered_client(faulty: FaultyServer) -> httpx.Client:

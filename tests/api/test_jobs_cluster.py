@@ -17,8 +17,8 @@ from PIL import Image
 
 pytest.importorskip("bullmq")
 
-from tests.api.live import SECRET, register_garment, register_person
-from tests.api.test_jobs import read_events, wait_job
+from tests.api.live import SECRET, register_garment, register_person, wait_job
+from tests.api.test_jobs import read_events
 from tests.api.test_webhooks import WEBHOOK_SECRET, Receiver, wait_delivery
 from tests.cluster.conftest import start_redis
 from tests.cluster.fleet import Fleet

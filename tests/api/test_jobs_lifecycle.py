@@ -21,8 +21,8 @@ from tests.api.live import (
     register_garment,
     register_person,
     start_faulty_server,
+    wait_job,
 )
-from tests.api.test_jobs import wait_job
 
 PING_S = 0.3
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api.live import LiveServer, new_user
-from tests.api.test_jobs import read_events, wait_job
+from tests.api.live import LiveServer, new_user, wait_job
+from tests.api.test_jobs import read_events
 
 
 def submit(client: httpx.Client, seed: int, **extra: object) -> dict:

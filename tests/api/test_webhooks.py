@@ -26,8 +26,8 @@ from tests.api.live import (
     new_user,
     register_garment,
     register_person,
+    wait_job,
 )
-from tests.api.test_jobs import wait_job
 from vton.api.webhooks import (
     Delivery,
     RetryPolicy,

@@ -42,6 +42,16 @@ def client_of(server: GatedServer, user: str) -> httpx.Client:
     return server.live.client(user)
 
 
+def user_with_two_garments(server: GatedServer) -> str:
+    """A new user with a registered person and garments "a" and "b"."""
+    user = new_user()
+    with client_of(server, user) as client:
+        register_person(client)
+        for clothing_id in ("a", "b"):
+            register_garment(client, clothing_id)
+    return user
+
+
 def row_cells(page: Any, index: int) -> dict[str, str]:
     """The results table's row of item `index` (0-based), by column name."""
     return page.locator(f"#results tr[data-index='{index}'] td").evaluate_all(
@@ -181,11 +191,7 @@ def test_reload_in_the_middle_of_a_job_resumes_it(
 ) -> None:
     from playwright.sync_api import expect
 
-    user = new_user()
-    with client_of(gated_server, user) as client:
-        register_person(client)
-        for clothing_id in ("a", "b"):
-            register_garment(client, clothing_id)
+    user = user_with_two_garments(gated_server)
     page = new_page()
     open_as(page, gated_server, user)
     page.locator(".garment-check").nth(0).check()
@@ -220,11 +226,8 @@ def test_cancel_a_job(gated_server: GatedServer, new_page: NewPage) -> None:
     """The page's job waits behind another one holding the worker, and is cancelled there."""
     from playwright.sync_api import expect
 
-    user = new_user()
+    user = user_with_two_garments(gated_server)
     with client_of(gated_server, user) as client:
-        register_person(client)
-        for clothing_id in ("a", "b"):
-            register_garment(client, clothing_id)
         page = new_page()
         open_as(page, gated_server, user)
         page.locator(".garment-check").nth(0).check()
@@ -327,11 +330,7 @@ def test_phone_width_has_no_horizontal_scroll(
 ) -> None:
     from playwright.sync_api import expect
 
-    user = new_user()
-    with client_of(gated_server, user) as client:
-        register_person(client)
-        for clothing_id in ("a", "b"):
-            register_garment(client, clothing_id)
+    user = user_with_two_garments(gated_server)
     page = new_page(*PHONE)
     open_as(page, gated_server, user)
     expect(page.locator(".garment-check")).to_have_count(2)
